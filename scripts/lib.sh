@@ -1,0 +1,146 @@
+# Shared by the repository's scripts: idempotent set-up of what the tests and the demo need.
+# Everything here is safe to run again; nothing is installed when already present.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+export LXD_DIR="${LXD_DIR:-/var/lib/lxd}"
+LXD_SOCKET="$LXD_DIR/unix.socket"
+LXD_LOG_DIR="${LXD_LOG_DIR:-/var/log/vmplane-lxd}"
+IMAGE_ALIAS="${VMPLANE_IMAGE_ALIAS:-vmplane-busybox}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages the project uses: the LXD daemon and its CLI, busybox for test images,
+# squashfs-tools for split images, iptables for LXD bridges, and the peers the benchmarks and
+# wire-compatibility tests talk to (pylxd, proxmoxer).
+SYSTEM_PACKAGES=(lxd busybox-static squashfs-tools iptables python3-pylxd python3-proxmoxer curl)
+
+ensure_system_packages() {
+  local missing=()
+  for p in "${SYSTEM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_node_modules() {
+  if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+    log "installing npm dependencies"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+lxd_ready() { [ -S "$LXD_SOCKET" ] && timeout 5 lxc query /1.0 >/dev/null 2>&1; }
+
+ensure_lxd_running() {
+  if lxd_ready; then return 0; fi
+  mkdir -p "$LXD_LOG_DIR"
+  log "starting the LXD daemon (log: $LXD_LOG_DIR/lxd.log)"
+  # setsid: the daemon outlives this script and the test run, like a service would.
+  setsid nohup lxd --group root --logfile "$LXD_LOG_DIR/lxd.log" >"$LXD_LOG_DIR/stdout.log" 2>&1 </dev/null &
+  echo $! >"$LXD_LOG_DIR/lxd.pid"
+  for _ in $(seq 1 60); do
+    if [ -S "$LXD_SOCKET" ] && lxd waitready --timeout 2 >/dev/null 2>&1; then break; fi
+    sleep 1
+  done
+  lxd_ready || { log "LXD did not come up; see $LXD_LOG_DIR/lxd.log"; tail -20 "$LXD_LOG_DIR/lxd.log" >&2 || true; return 1; }
+}
+
+ensure_lxd_initialised() {
+  if ! lxc storage show default >/dev/null 2>&1; then
+    log "initialising LXD with a dir storage pool named default"
+    lxd init --preseed <<'YAML'
+config: {}
+storage_pools:
+- name: default
+  driver: dir
+profiles:
+- name: default
+  devices:
+    root:
+      path: /
+      pool: default
+      type: disk
+YAML
+  fi
+}
+
+# A busybox root filesystem whose init powers off cleanly on LXD's SIGPWR (and SIGTERM).
+build_rootfs() {
+  local dir="$1"
+  rm -rf "$dir"
+  mkdir -p "$dir"/{bin,sbin,etc,proc,sys,dev,tmp,root,usr/bin,usr/sbin,var/log,run}
+  cp /bin/busybox "$dir/bin/busybox"
+  local applet
+  for applet in $("$dir/bin/busybox" --list); do
+    [ -e "$dir/bin/$applet" ] || ln -s busybox "$dir/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+  printf 'vmplane-busybox\n' >"$dir/etc/hostname"
+  cat >"$dir/sbin/init" <<'INIT'
+#!/bin/sh
+# Minimal init: stay up until LXD asks for a shutdown (SIGPWR) or a stop (SIGTERM).
+trap 'exit 0' PWR TERM INT
+mount -t tmpfs tmpfs /tmp 2>/dev/null
+while :; do sleep 3600 & wait $!; done
+INIT
+  chmod 0755 "$dir/sbin/init"
+  chmod 1777 "$dir/tmp"
+}
+
+write_metadata() {
+  local file="$1" stamp="$2"
+  cat >"$file" <<YAML
+architecture: x86_64
+creation_date: $stamp
+properties:
+  os: busybox
+  release: "1.35"
+  variant: vmplane
+  description: busybox test image built by vmplane
+templates: {}
+YAML
+}
+
+# Unified tarball and split (metadata tarball + squashfs rootfs) of the same root filesystem.
+ensure_images_built() {
+  local out="$CACHE/images"
+  if [ -f "$out/unified.tar.gz" ] && [ -f "$out/split-meta.tar.gz" ] && [ -f "$out/split-rootfs.squashfs" ]; then return 0; fi
+  log "building busybox images in $out"
+  mkdir -p "$out"
+  local work
+  work="$(mktemp -d)"
+  build_rootfs "$work/rootfs"
+  write_metadata "$work/metadata.yaml" "$(date +%s)"
+  tar -C "$work" -czf "$out/unified.tar.gz.tmp" metadata.yaml rootfs
+  tar -C "$work" -czf "$out/split-meta.tar.gz.tmp" metadata.yaml
+  mksquashfs "$work/rootfs" "$out/split-rootfs.squashfs.tmp" -noappend -quiet -comp gzip >/dev/null
+  mv "$out/unified.tar.gz.tmp" "$out/unified.tar.gz"
+  mv "$out/split-meta.tar.gz.tmp" "$out/split-meta.tar.gz"
+  mv "$out/split-rootfs.squashfs.tmp" "$out/split-rootfs.squashfs"
+  cp -a "$work/rootfs" "$out/" 2>/dev/null || true
+  rm -rf "$work"
+}
+
+ensure_image_imported() {
+  if lxc image info "$IMAGE_ALIAS" >/dev/null 2>&1; then return 0; fi
+  log "importing the busybox image as $IMAGE_ALIAS"
+  lxc image import "$CACHE/images/unified.tar.gz" --alias "$IMAGE_ALIAS" >/dev/null
+}
+
+setup_lxd() {
+  ensure_system_packages
+  ensure_lxd_running
+  ensure_lxd_initialised
+  ensure_images_built
+  ensure_image_imported
+}

@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** A fenced ```ts block of a README, with the line it starts on. */
+export interface ReadmeExample {
+  line: number;
+  code: string;
+}
+
+/** The ```ts / ```typescript blocks of a README, skipping those fenced as `ts no-run`. */
+export async function readmeExamples(readmePath: string): Promise<ReadmeExample[]> {
+  const text = await readFile(readmePath, 'utf8');
+  const examples: ReadmeExample[] = [];
+  const fence = /^```(ts|typescript)([^\n]*)\n([\s\S]*?)^```/gm;
+  for (const match of text.matchAll(fence)) {
+    if ((match[2] ?? '').includes('no-run')) continue;
+    const line = text.slice(0, match.index).split('\n').length;
+    examples.push({ line, code: match[3] ?? '' });
+  }
+  return examples;
+}
+
+export interface ExampleRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs one example as its own ES module inside the package folder, so that imports of the
+ * package's own name resolve through the workspace exactly as they would for a user.
+ */
+export async function runExample(packageDir: string, example: ReadmeExample, env: NodeJS.ProcessEnv = {}): Promise<ExampleRun> {
+  const dir = join(packageDir, '.cache', 'readme');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `example-${example.line}-${process.pid}.mts`);
+  await writeFile(file, example.code);
+  try {
+    return await new Promise<ExampleRun>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', file], {
+        cwd: packageDir,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  } finally {
+    await rm(file, { force: true });
+  }
+}
