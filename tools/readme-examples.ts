@@ -31,7 +31,11 @@ export interface ExampleRun {
  * Runs one example as its own ES module inside the package folder, so that imports of the
  * package's own name resolve through the workspace exactly as they would for a user.
  */
-export async function runExample(packageDir: string, example: ReadmeExample, env: NodeJS.ProcessEnv = {}): Promise<ExampleRun> {
+export async function runExample(
+  packageDir: string,
+  example: ReadmeExample,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ExampleRun> {
   const dir = join(packageDir, '.cache', 'readme');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `example-${example.line}-${process.pid}.mts`);
