@@ -1,0 +1,54 @@
+import type { Readable } from 'node:stream';
+import { path } from '@vmplane/common';
+import { checkInstanceName, checkObjectName } from '../names.js';
+import type { LxdOperation } from '../operation.js';
+import type { InstanceBackup, InstanceBackupsPost } from '../types/api.js';
+import { type LxdCallOptions, namesFromUrls, Resource } from './base.js';
+
+export class InstanceBackups extends Resource {
+  private base(name: string, backup?: string): string {
+    const p = path`/1.0/instances/${checkInstanceName(name)}/backups`;
+    return backup === undefined ? p : p + path`/${checkObjectName(backup, 'backup name')}`;
+  }
+
+  async names(name: string, opts: LxdCallOptions = {}): Promise<string[]> {
+    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts));
+  }
+
+  list(name: string, opts: LxdCallOptions = {}): Promise<InstanceBackup[]> {
+    return this.call('GET', this.base(name), { ...opts, query: { recursion: 1 } });
+  }
+
+  get(name: string, backup: string, opts: LxdCallOptions = {}): Promise<InstanceBackup> {
+    return this.read<InstanceBackup>(this.base(name, backup), opts);
+  }
+
+  /** Makes a backup and waits for it. */
+  async create(name: string, req: InstanceBackupsPost & { name: string }, opts: LxdCallOptions = {}): Promise<void> {
+    checkObjectName(req.name, 'backup name');
+    await this.operationDone('POST', this.base(name), { ...opts, body: req });
+  }
+
+  createOperation(
+    name: string,
+    req: InstanceBackupsPost & { name: string },
+    opts: LxdCallOptions = {},
+  ): Promise<LxdOperation> {
+    return this.operation('POST', this.base(name), { ...opts, body: req });
+  }
+
+  async rename(name: string, backup: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
+    checkObjectName(newName, 'new backup name');
+    await this.operationDone('POST', this.base(name, backup), { ...opts, body: { name: newName } });
+  }
+
+  async delete(name: string, backup: string, opts: LxdCallOptions = {}): Promise<void> {
+    await this.operationDone('DELETE', this.base(name, backup), opts);
+  }
+
+  /** The backup tarball as a stream that owns its connection. */
+  async export(name: string, backup: string, opts: LxdCallOptions = {}): Promise<Readable> {
+    const res = await this.transport.raw(this.req('GET', `${this.base(name, backup)}/export`, opts));
+    return res.stream;
+  }
+}

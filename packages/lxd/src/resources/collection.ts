@@ -1,0 +1,83 @@
+import { path } from '@vmplane/common';
+import { checkObjectName } from '../names.js';
+import {
+  type ListOptions,
+  type LxdCallOptions,
+  listQuery,
+  namesFromUrls,
+  Resource,
+  type UpdateOptions,
+} from './base.js';
+
+/**
+ * The shape most LXD collections share (profiles, networks, pools, projects, ...):
+ * GET list (names or objects), GET one with ETag, POST create, PUT/PATCH with If-Match,
+ * POST rename, DELETE. Subclasses add what is particular to them.
+ */
+export class Collection<T extends object, TCreate, TPut> extends Resource {
+  protected readonly base: string;
+  protected readonly noun: string;
+
+  constructor(transport: ConstructorParameters<typeof Resource>[0], base: string, noun: string) {
+    super(transport);
+    this.base = base;
+    this.noun = noun;
+  }
+
+  protected item(name: string): string {
+    return this.base + path`/${checkObjectName(name, `${this.noun} name`)}`;
+  }
+
+  protected scope(opts: ListOptions): LxdCallOptions {
+    return opts.allProjects ? { ...opts, project: undefined } : opts;
+  }
+
+  /** Names only (recursion=0). */
+  async names(opts: ListOptions = {}): Promise<string[]> {
+    const urls = await this.call<string[]>('GET', this.base, { ...this.scope(opts), query: listQuery(opts, 0) });
+    return namesFromUrls(urls);
+  }
+
+  /** Full objects (recursion=1). */
+  list(opts: ListOptions = {}): Promise<T[]> {
+    return this.call<T[]>('GET', this.base, { ...this.scope(opts), query: listQuery(opts, 1) });
+  }
+
+  /** One object; its ETag is kept for `etagOf`. */
+  get(name: string, opts: LxdCallOptions = {}): Promise<T> {
+    return this.read<T>(this.item(name), opts);
+  }
+
+  async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
+    try {
+      await this.get(name, opts);
+      return true;
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return false;
+      throw error;
+    }
+  }
+
+  async create(body: TCreate, opts: LxdCallOptions = {}): Promise<void> {
+    await this.call('POST', this.base, { ...opts, body });
+  }
+
+  /** Replaces the writable fields; pass `etag` to fail with 412 if it changed meanwhile. */
+  async update(name: string, body: TPut, opts: UpdateOptions = {}): Promise<void> {
+    await this.call('PUT', this.item(name), { ...opts, body });
+  }
+
+  /** Merges the given fields into the object. */
+  async patch(name: string, body: Partial<TPut>, opts: UpdateOptions = {}): Promise<void> {
+    await this.call('PATCH', this.item(name), { ...opts, body });
+  }
+
+  async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
+    checkObjectName(newName, `new ${this.noun} name`);
+    await this.call('POST', this.item(name), { ...opts, body: { name: newName } });
+  }
+
+  async delete(name: string, opts: LxdCallOptions = {}): Promise<void> {
+    await this.call('DELETE', this.item(name), opts);
+  }
+}

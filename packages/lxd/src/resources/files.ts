@@ -1,0 +1,229 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
+import { join, posix, relative, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { InvalidArgumentError, path } from '@vmplane/common';
+import { checkInstanceName, checkInstancePath } from '../names.js';
+import { type LxdCallOptions, Resource } from './base.js';
+
+export type FileType = 'file' | 'directory' | 'symlink';
+
+/** Ownership and mode of a path inside an instance, from LXD's X-LXD-* headers. */
+export interface FileHeaders {
+  type: FileType;
+  uid: number;
+  gid: number;
+  /** Permission bits, e.g. 0o644. */
+  mode: number;
+}
+
+export type InstanceFile =
+  | (FileHeaders & { type: 'file'; content: Buffer })
+  | (FileHeaders & { type: 'directory'; entries: string[] })
+  | (FileHeaders & { type: 'symlink'; target: string });
+
+export interface PushOptions extends LxdCallOptions {
+  /** Permission bits (default: LXD's 0644 for files, 0755 for directories). */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  type?: FileType;
+  /** `overwrite` (default) or `append`. */
+  write?: 'overwrite' | 'append';
+  onUploadProgress?: (sent: number) => void;
+}
+
+export interface TreeOptions extends LxdCallOptions {
+  /** Called after each path is copied. */
+  onEntry?: (path: string, type: FileType) => void;
+}
+
+/** Files inside an instance: pull, push, delete, and whole directory trees. */
+export class InstanceFiles extends Resource {
+  private url(name: string): string {
+    return path`/1.0/instances/${checkInstanceName(name)}/files`;
+  }
+
+  /** Reads a file (content), a directory (entry names) or a symlink (target), with ownership and mode. */
+  async pull(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<InstanceFile> {
+    const res = await this.transport.raw(
+      this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
+    );
+    const headers = fileHeaders(res.headers);
+    const body = await res.buffer();
+    if (headers.type === 'directory') {
+      const envelope = JSON.parse(body.toString('utf8')) as { metadata: string[] | null };
+      return { ...headers, type: 'directory', entries: envelope.metadata ?? [] };
+    }
+    if (headers.type === 'symlink') return { ...headers, type: 'symlink', target: body.toString('utf8') };
+    return { ...headers, type: 'file', content: body };
+  }
+
+  /** Streams a file's content; the stream owns the connection (destroy it to stop early). */
+  async pullStream(
+    name: string,
+    filePath: string,
+    opts: LxdCallOptions = {},
+  ): Promise<FileHeaders & { stream: Readable }> {
+    const res = await this.transport.raw(
+      this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
+    );
+    return { ...fileHeaders(res.headers), stream: res.stream };
+  }
+
+  /** Writes a file (Buffer, string or stream), creates a directory, or makes a symlink (content = target). */
+  async push(
+    name: string,
+    filePath: string,
+    content: Buffer | string | Readable,
+    opts: PushOptions = {},
+  ): Promise<void> {
+    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+    if (opts.mode !== undefined) headers['X-LXD-mode'] = octal(opts.mode);
+    if (opts.uid !== undefined) headers['X-LXD-uid'] = String(opts.uid);
+    if (opts.gid !== undefined) headers['X-LXD-gid'] = String(opts.gid);
+    if (opts.type) headers['X-LXD-type'] = opts.type;
+    if (opts.write) headers['X-LXD-write'] = opts.write;
+    await this.call('POST', this.url(name), {
+      ...opts,
+      query: { path: checkInstancePath(filePath) },
+      headers,
+      rawBody: content,
+      onUploadProgress: opts.onUploadProgress,
+    });
+  }
+
+  /** Creates a directory (and, with `parents`, its missing parents). */
+  async mkdir(
+    name: string,
+    dirPath: string,
+    opts: Omit<PushOptions, 'type' | 'write'> & { parents?: boolean } = {},
+  ): Promise<void> {
+    checkInstancePath(dirPath);
+    const dirs = opts.parents ? ancestors(dirPath) : [dirPath];
+    for (const dir of dirs) {
+      if (opts.parents) {
+        const exists = await this.stat(name, dir, opts).catch(() => undefined);
+        if (exists?.type === 'directory') continue;
+      }
+      await this.push(name, dir, '', { ...opts, type: 'directory' });
+    }
+  }
+
+  async symlink(
+    name: string,
+    linkPath: string,
+    target: string,
+    opts: Omit<PushOptions, 'type' | 'write'> = {},
+  ): Promise<void> {
+    await this.push(name, linkPath, target, { ...opts, type: 'symlink' });
+  }
+
+  /** Type, ownership and mode without the content (the body is dropped unread). */
+  async stat(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<FileHeaders> {
+    const res = await this.transport.raw(
+      this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
+    );
+    res.stream.resume();
+    return fileHeaders(res.headers);
+  }
+
+  async delete(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<void> {
+    await this.call('DELETE', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } });
+  }
+
+  /** Copies a local directory tree into the instance, keeping modes and symlinks. */
+  async pushTree(name: string, localDir: string, remoteDir: string, opts: TreeOptions = {}): Promise<void> {
+    checkInstancePath(remoteDir);
+    const root = resolve(localDir);
+    const walk = async (local: string, remote: string): Promise<void> => {
+      const info = await lstat(local);
+      const mode = info.mode & 0o7777;
+      if (info.isSymbolicLink()) {
+        await this.symlink(name, remote, await readlink(local), opts);
+        opts.onEntry?.(remote, 'symlink');
+      } else if (info.isDirectory()) {
+        await this.push(name, remote, '', { ...opts, type: 'directory', mode });
+        opts.onEntry?.(remote, 'directory');
+        for (const entry of (await readdir(local)).sort()) await walk(join(local, entry), posix.join(remote, entry));
+      } else if (info.isFile()) {
+        await this.push(name, remote, createReadStream(local), { ...opts, mode });
+        opts.onEntry?.(remote, 'file');
+      }
+    };
+    await walk(root, remoteDir);
+  }
+
+  /** Copies a directory tree out of the instance. Entry names that would escape `localDir` are refused. */
+  async pullTree(name: string, remoteDir: string, localDir: string, opts: TreeOptions = {}): Promise<void> {
+    checkInstancePath(remoteDir);
+    const root = resolve(localDir);
+    const walk = async (remote: string, local: string): Promise<void> => {
+      const inside = relative(root, local);
+      if (inside.startsWith('..') || inside.split(sep).includes('..')) {
+        throw new InvalidArgumentError({
+          message: `Entry ${remote} would be written outside ${root}`,
+          argument: 'path',
+          backend: 'lxd',
+        });
+      }
+      const head = await this.pullStream(name, remote, opts);
+      if (head.type === 'directory') {
+        const envelope = JSON.parse((await readAll(head.stream)).toString('utf8')) as { metadata: string[] | null };
+        await mkdir(local, { recursive: true, mode: head.mode });
+        opts.onEntry?.(remote, 'directory');
+        for (const entry of envelope.metadata ?? []) {
+          if (entry === '' || entry === '.' || entry === '..' || entry.includes('/')) {
+            throw new InvalidArgumentError({
+              message: `Refusing directory entry ${JSON.stringify(entry)}`,
+              argument: 'path',
+              backend: 'lxd',
+            });
+          }
+          await walk(posix.join(remote, entry), join(local, entry));
+        }
+      } else if (head.type === 'symlink') {
+        await symlink((await readAll(head.stream)).toString('utf8'), local);
+        opts.onEntry?.(remote, 'symlink');
+      } else {
+        await pipeline(head.stream, createWriteStream(local, { mode: head.mode }));
+        opts.onEntry?.(remote, 'file');
+      }
+    };
+    await walk(remoteDir, root);
+  }
+}
+
+function ancestors(p: string): string[] {
+  const parts = p.split('/').filter(Boolean);
+  return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+}
+
+function octal(mode: number): string {
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+    throw new InvalidArgumentError({ message: `Invalid mode ${mode}`, argument: 'mode', backend: 'lxd' });
+  }
+  return mode.toString(8).padStart(4, '0');
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function fileHeaders(headers: Record<string, string | string[] | undefined>): FileHeaders {
+  const type = (header(headers, 'x-lxd-type') ?? 'file') as FileType;
+  return {
+    type,
+    uid: Number(header(headers, 'x-lxd-uid') ?? 0),
+    gid: Number(header(headers, 'x-lxd-gid') ?? 0),
+    mode: Number.parseInt(header(headers, 'x-lxd-mode') ?? '0', 8),
+  };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

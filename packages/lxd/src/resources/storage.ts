@@ -1,0 +1,155 @@
+import { path } from '@vmplane/common';
+import { checkObjectName } from '../names.js';
+import type { LxdTransport } from '../transport.js';
+import type {
+  ResourcesStoragePool,
+  StoragePool,
+  StoragePoolPut,
+  StoragePoolsPost,
+  StorageVolume,
+  StorageVolumePut,
+  StorageVolumeSnapshot,
+  StorageVolumeState,
+  StorageVolumesPost,
+} from '../types/api.js';
+import {
+  type ListOptions,
+  type LxdCallOptions,
+  listQuery,
+  namesFromUrls,
+  Resource,
+  type UpdateOptions,
+} from './base.js';
+import { Collection } from './collection.js';
+
+/** Volume types LXD knows; custom volumes are the ones users create. */
+export type StorageVolumeType = 'custom' | 'container' | 'virtual-machine' | 'image';
+
+export class StoragePools extends Collection<
+  StoragePool,
+  StoragePoolsPost & { name: string; driver: string },
+  StoragePoolPut
+> {
+  readonly volumes: StorageVolumes;
+
+  constructor(transport: LxdTransport) {
+    super(transport, '/1.0/storage-pools', 'storage pool');
+    this.volumes = new StorageVolumes(transport);
+  }
+
+  /** Space and inode usage of a pool. */
+  resources(name: string, opts: LxdCallOptions = {}): Promise<ResourcesStoragePool> {
+    return this.call('GET', `${this.item(name)}/resources`, opts);
+  }
+}
+
+export interface VolumeCopyOptions extends LxdCallOptions {
+  /** Pool of the source volume, when it differs from the target pool. */
+  sourcePool?: string;
+  /** Copy only the volume, not its snapshots. */
+  volumeOnly?: boolean;
+}
+
+/** Storage volumes of a pool: custom volumes are created, renamed, copied and deleted here. */
+export class StorageVolumes extends Resource {
+  private base(pool: string, type?: StorageVolumeType, name?: string): string {
+    checkObjectName(pool, 'storage pool name');
+    let p = path`/1.0/storage-pools/${pool}/volumes`;
+    if (type) p += path`/${type}`;
+    if (name !== undefined) p += path`/${checkObjectName(name, 'volume name')}`;
+    return p;
+  }
+
+  /** `type/name` entries of every volume in the pool. */
+  async names(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<string[]> {
+    const urls = await this.call<string[]>('GET', this.base(pool, opts.type), { ...opts, query: listQuery(opts, 0) });
+    return namesFromUrls(urls);
+  }
+
+  list(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<StorageVolume[]> {
+    return this.call('GET', this.base(pool, opts.type), { ...opts, query: listQuery(opts, 1) });
+  }
+
+  get(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<StorageVolume> {
+    return this.read<StorageVolume>(this.base(pool, type, name), opts);
+  }
+
+  /** Creates a custom volume (filesystem by default). */
+  async create(pool: string, volume: StorageVolumesPost & { name: string }, opts: LxdCallOptions = {}): Promise<void> {
+    checkObjectName(volume.name, 'volume name');
+    await this.call('POST', this.base(pool, 'custom'), {
+      ...opts,
+      body: { type: 'custom', content_type: 'filesystem', ...volume },
+    });
+  }
+
+  /** Copies a custom volume, within a pool or across pools. */
+  async copy(pool: string, source: string, target: string, opts: VolumeCopyOptions = {}): Promise<void> {
+    checkObjectName(target, 'volume name');
+    const op = await this.maybeOperation('POST', this.base(pool, 'custom'), {
+      ...opts,
+      body: {
+        name: target,
+        type: 'custom',
+        source: { type: 'copy', name: source, pool: opts.sourcePool ?? pool, volume_only: opts.volumeOnly ?? false },
+      },
+    });
+    await op?.wait({ signal: opts.signal });
+  }
+
+  async update(
+    pool: string,
+    type: StorageVolumeType,
+    name: string,
+    put: StorageVolumePut,
+    opts: UpdateOptions = {},
+  ): Promise<void> {
+    await this.call('PUT', this.base(pool, type, name), { ...opts, body: put });
+  }
+
+  async patch(
+    pool: string,
+    type: StorageVolumeType,
+    name: string,
+    put: Partial<StorageVolumePut>,
+    opts: UpdateOptions = {},
+  ): Promise<void> {
+    await this.call('PATCH', this.base(pool, type, name), { ...opts, body: put });
+  }
+
+  async rename(pool: string, name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
+    checkObjectName(newName, 'new volume name');
+    const op = await this.maybeOperation('POST', this.base(pool, 'custom', name), { ...opts, body: { name: newName } });
+    await op?.wait({ signal: opts.signal });
+  }
+
+  async delete(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<void> {
+    const op = await this.maybeOperation('DELETE', this.base(pool, type, name), opts);
+    await op?.wait({ signal: opts.signal });
+  }
+
+  state(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<StorageVolumeState> {
+    return this.call('GET', `${this.base(pool, type, name)}/state`, opts);
+  }
+
+  /** Snapshots of a volume. */
+  async snapshotNames(pool: string, name: string, opts: LxdCallOptions = {}): Promise<string[]> {
+    return namesFromUrls(await this.call<string[]>('GET', `${this.base(pool, 'custom', name)}/snapshots`, opts));
+  }
+
+  async createSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<void> {
+    checkObjectName(snapshot, 'snapshot name');
+    await this.operationDone('POST', `${this.base(pool, 'custom', name)}/snapshots`, {
+      ...opts,
+      body: { name: snapshot },
+    });
+  }
+
+  getSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<StorageVolumeSnapshot> {
+    return this.read<StorageVolumeSnapshot>(`${this.base(pool, 'custom', name)}/snapshots${path`/${snapshot}`}`, opts);
+  }
+
+  async deleteSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<void> {
+    await this.operationDone('DELETE', `${this.base(pool, 'custom', name)}/snapshots${path`/${snapshot}`}`, opts);
+  }
+}

@@ -1,0 +1,4 @@
+/** SimpleStreams image servers (being filled in). */
+export class SimpleStreamsClient {
+  constructor(readonly url: string) {}
+}

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { LxdClient } from '@vmplane/lxd';
+
+/** The image scripts/lib.sh imports for the tests. */
+export const IMAGE_ALIAS = process.env.VMPLANE_IMAGE_ALIAS ?? 'vmplane-busybox';
+/** Where scripts/lib.sh built the busybox images (unified, split, rootfs). */
+export const IMAGE_DIR =
+  process.env.VMPLANE_IMAGE_DIR ?? new URL('../../../../.cache/images', import.meta.url).pathname;
+
+/** Every name a test creates starts with this, so cleanup never touches anything else. */
+export const PREFIX = 'vmpt-';
+
+export function uniqueName(label: string): string {
+  return `${PREFIX}${label}-${randomBytes(3).toString('hex')}`.slice(0, 63);
+}
+
+export async function connect(): Promise<LxdClient> {
+  return LxdClient.connect();
+}
+
+/** Deletes an instance if it exists, stopping it first; never throws (cleanup path). */
+export async function removeInstance(lxd: LxdClient, name: string): Promise<void> {
+  if (!name.startsWith(PREFIX)) throw new Error(`refusing to remove ${name}: not created by a test`);
+  try {
+    await lxd.instances.delete(name, { force: true });
+  } catch (error) {
+    if ((error as { status?: number }).status !== 404) console.error(`cleanup of ${name} failed:`, error);
+  }
+}
+
+/** Creates (and by default starts) a container from the test image, removed after `fn` even on failure. */
+export async function withInstance<T>(
+  lxd: LxdClient,
+  label: string,
+  fn: (name: string) => Promise<T>,
+  opts: { start?: boolean } = {},
+): Promise<T> {
+  const name = uniqueName(label);
+  try {
+    await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
+    if (opts.start !== false) await lxd.instances.start(name);
+    return await fn(name);
+  } finally {
+    await removeInstance(lxd, name);
+  }
+}
