@@ -1,0 +1,90 @@
+import type { Logger } from '@vmplane/common';
+import type { ProxmoxCache } from './cache.js';
+import { type ConsoleUrlOptions, consoleUrl } from './console.js';
+import { parseVmid } from './helpers.js';
+import { ClusterApi } from './resources/cluster.js';
+import { type CacheTtls, Context, DEFAULT_TTLS } from './resources/context.js';
+import { LxcApi } from './resources/lxc.js';
+import { NodeApi } from './resources/node.js';
+import { NodesApi } from './resources/nodes.js';
+import { QemuApi } from './resources/qemu.js';
+import { TasksApi } from './resources/tasks.js';
+import { ProxmoxTransport, type ProxmoxClientOptions as TransportOptions, type TransportStats } from './transport.js';
+
+export type ProxmoxClientOptions = TransportOptions & {
+  /** Cache lifetimes per kind of read, in ms. */
+  cacheTtl?: Partial<CacheTtls> | undefined;
+};
+
+/**
+ * The Proxmox VE API client.
+ *
+ *   const pve = new ProxmoxClient({ baseUrl: 'https://pve.example.com:8006', tokenId: 'ci@pve!deploy', tokenSecret });
+ *   const task = await pve.qemu('pve1', 100).start();
+ *   await task.wait({ timeout: 60_000 });
+ */
+export class ProxmoxClient {
+  readonly transport: ProxmoxTransport;
+  readonly cluster: ClusterApi;
+  readonly nodes: NodesApi;
+  readonly tasks: TasksApi;
+  readonly #ctx: Context;
+
+  constructor(opts: ProxmoxClientOptions) {
+    this.transport = new ProxmoxTransport(opts);
+    this.#ctx = new Context(this.transport, { ...DEFAULT_TTLS, ...opts.cacheTtl });
+    this.cluster = new ClusterApi(this.#ctx);
+    this.nodes = new NodesApi(this.#ctx);
+    this.tasks = new TasksApi(this.#ctx);
+  }
+
+  node(name: string): NodeApi {
+    return new NodeApi(this.#ctx, name);
+  }
+
+  qemu(node: string, vmid: number | string): QemuApi {
+    return new QemuApi(this.#ctx, node, parseVmid(vmid));
+  }
+
+  lxc(node: string, vmid: number | string): LxcApi {
+    return new LxcApi(this.#ctx, node, parseVmid(vmid));
+  }
+
+  get logger(): Logger {
+    return this.transport.logger;
+  }
+
+  get cache(): ProxmoxCache {
+    return this.transport.cache;
+  }
+
+  /** Requests sent, retries and cache hits so far. */
+  get stats(): Readonly<TransportStats> {
+    return this.transport.stats;
+  }
+
+  /** Forgets cached reads about one node and its guests (the seed's RefreshNodeData). */
+  invalidateNode(node: string): void {
+    this.#ctx.invalidateNode(node);
+  }
+
+  /** Forgets cached reads about one guest (the seed's RefreshVMData). */
+  invalidateGuest(node: string, vmid: number): void {
+    this.#ctx.invalidateGuest(node, vmid);
+  }
+
+  /** Forgets every cached read (the seed's ClearAPICache). */
+  clearCache(): void {
+    this.transport.cache.clear();
+  }
+
+  /** PVE's console page URL (noVNC or xterm.js) for a guest or a node shell. */
+  consoleUrl(opts: ConsoleUrlOptions): string {
+    return consoleUrl(this.transport.baseUrl, opts);
+  }
+
+  /** Closes idle connections; the client stays usable. */
+  close(): void {
+    this.transport.close();
+  }
+}

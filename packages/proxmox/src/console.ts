@@ -1,0 +1,128 @@
+import { WebSocket } from 'ws';
+import type { ProxmoxTransport } from './transport.js';
+
+export type ConsoleKind = 'kvm' | 'lxc' | 'shell';
+
+export interface ConsoleUrlOptions {
+  kind: ConsoleKind;
+  node: string;
+  vmid?: number | undefined;
+  /** Guest name shown in the console's title. */
+  name?: string | undefined;
+  /** xterm.js instead of noVNC (LXC and node shells, QEMU serial consoles). */
+  xterm?: boolean | undefined;
+  /** A vncproxy ticket, for embedding without a PVE login in the browser. */
+  vncticket?: string | undefined;
+}
+
+/**
+ * The URL of PVE's own console page (`/?console=kvm&novnc=1&vmid=...`), as the web UI opens it.
+ * The browser needs a PVE session (PVEAuthCookie) unless a `vncticket` is supplied.
+ */
+export function consoleUrl(baseUrl: string | URL, opts: ConsoleUrlOptions): string {
+  const base = new URL(String(baseUrl));
+  base.pathname = base.pathname.replace(/\/api2\/json\/?$/, '').replace(/\/*$/, '/');
+  const q = new URLSearchParams();
+  q.set('console', opts.kind);
+  q.set(opts.xterm ? 'xtermjs' : 'novnc', '1');
+  if (opts.vmid !== undefined) q.set('vmid', String(opts.vmid));
+  if (opts.name !== undefined) q.set('vmname', opts.name);
+  q.set('node', opts.node);
+  q.set('resize', 'off');
+  q.set('cmd', '');
+  if (opts.vncticket !== undefined) q.set('vncticket', opts.vncticket);
+  // encodeURIComponent-style (%20, not '+'): PVE's console page decodes the ticket with it.
+  return `${base.origin}${base.pathname}?${q.toString().replace(/\+/g, '%20')}`;
+}
+
+/**
+ * A VNC (or termproxy) websocket to a guest or node: binary RFB frames in both directions.
+ * `messages()` is an AsyncIterable that closes the socket when the loop is left.
+ */
+export class ConsoleConnection {
+  readonly socket: WebSocket;
+  readonly #queue: Buffer[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+  #error: Error | undefined;
+
+  constructor(socket: WebSocket) {
+    this.socket = socket;
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      this.#queue.push(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+      this.#wake?.();
+    });
+    socket.on('close', () => {
+      this.#closed = true;
+      this.#wake?.();
+    });
+    socket.on('error', (e) => {
+      this.#error = e;
+      this.#closed = true;
+      this.#wake?.();
+    });
+  }
+
+  send(data: string | Uint8Array): void {
+    this.socket.send(data);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  async *messages(): AsyncGenerator<Buffer, void, undefined> {
+    try {
+      for (;;) {
+        const next = this.#queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        if (this.#closed) {
+          if (this.#error) throw this.#error;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+        this.#wake = undefined;
+      }
+    } finally {
+      if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING)
+        this.socket.close();
+    }
+  }
+}
+
+/** Opens `.../vncwebsocket?port=..&vncticket=..` with the client's own credentials and TLS policy. */
+export async function openConsoleSocket(
+  t: ProxmoxTransport,
+  apiPath: string,
+  port: number,
+  vncticket: string,
+  signal?: AbortSignal,
+): Promise<ConsoleConnection> {
+  const url = new URL(`${t.apiUrl}${apiPath}`);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('port', String(port));
+  url.searchParams.set('vncticket', vncticket);
+  const headers = await t.auth.headers(false);
+  const socket = new WebSocket(url, ['binary'], { agent: t.agent, headers });
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      socket.terminate();
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('open', () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    socket.once('error', (e) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(e);
+    });
+  });
+  return new ConsoleConnection(socket);
+}

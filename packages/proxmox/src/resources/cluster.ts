@@ -1,0 +1,262 @@
+import { type CallOptions, path } from '@vmplane/common';
+import { aggregateCluster, type Cluster, type ClusterGuest, clusterStatusFrom } from '../aggregate.js';
+import { forEachLimit } from '../concurrency.js';
+import { parseGuestConfig, type RawConfig } from '../guest-config.js';
+import { firstNonLoopbackIp } from '../helpers.js';
+import type { ReadOptions } from '../transport.js';
+import type {
+  ClusterResource,
+  ClusterResourceType,
+  ClusterStatus,
+  ClusterStatusEntry,
+  GuestNetworkInterface,
+  NodeStatus,
+  TaskSummary,
+  Version,
+} from '../types.js';
+import type { Context } from './context.js';
+
+export interface ClusterViewOptions extends ReadOptions {
+  /** Requests in flight during enrichment (default 8). */
+  concurrency?: number;
+  /** Ask running guests for their addresses (QEMU agent, LXC interfaces); default true. */
+  addresses?: boolean;
+}
+
+/**
+ * A cluster view that is returned at once and enriched in the background. Each change produces a
+ * new frozen Cluster; objects handed out earlier are never modified.
+ */
+export class ClusterView {
+  /** The first view: from /cluster/status and /cluster/resources only. */
+  readonly initial: Cluster;
+  /** Resolves with the fully enriched view (guests with failed enrichment carry `enrichError`). */
+  readonly enriched: Promise<Cluster>;
+  #latest: Cluster;
+  #done = false;
+  readonly #listeners = new Set<() => void>();
+  readonly #abort = new AbortController();
+
+  /** @internal */
+  constructor(initial: Cluster, run: (view: ClusterView, signal: AbortSignal) => Promise<Cluster>) {
+    this.initial = initial;
+    this.#latest = initial;
+    this.enriched = run(this, this.#abort.signal).finally(() => {
+      this.#done = true;
+      this.#notify();
+    });
+    // Callers that only read `initial` must not see an unhandled rejection.
+    this.enriched.catch(() => {});
+  }
+
+  /** The most recent view. */
+  get latest(): Cluster {
+    return this.#latest;
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Stops enrichment; `enriched` then rejects with the abort reason. */
+  cancel(): void {
+    this.#abort.abort();
+  }
+
+  /** @internal */
+  publish(view: Cluster): void {
+    this.#latest = view;
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const l of this.#listeners) l();
+  }
+
+  /** Each newer view as it comes (coalesced when the reader is slower), ending once enrichment is done. */
+  async *updates(): AsyncGenerator<Cluster, void, undefined> {
+    let seen: Cluster | undefined;
+    let wake: (() => void) | undefined;
+    const listener = () => wake?.();
+    this.#listeners.add(listener);
+    try {
+      for (;;) {
+        if (this.#latest !== seen) {
+          seen = this.#latest;
+          yield seen;
+          continue;
+        }
+        if (this.#done) return;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    } finally {
+      this.#listeners.delete(listener);
+    }
+  }
+}
+
+/** `/cluster`: status, resources, tasks, version, next free VMID, and the aggregated views. */
+export class ClusterApi {
+  constructor(private readonly ctx: Context) {}
+
+  /** The raw `/cluster/status` entries. */
+  statusEntries(opts: ReadOptions = {}): Promise<ClusterStatusEntry[]> {
+    return this.ctx.t.get('/cluster/status', { ...opts, cache: this.ctx.clusterCache() });
+  }
+
+  /** Quorum, nodes and their online state. `{ fresh: true }` is the seed's GetFreshClusterStatus. */
+  async status(opts: ReadOptions = {}): Promise<ClusterStatus> {
+    const s = clusterStatusFrom(await this.statusEntries(opts));
+    return { ...s, totalNodes: s.nodes.length, onlineNodes: s.nodes.filter((n) => n.online).length };
+  }
+
+  resources(opts: ReadOptions & { type?: 'vm' | 'storage' | 'node' | 'sdn' } = {}): Promise<ClusterResource[]> {
+    return this.ctx.t.get('/cluster/resources', {
+      ...opts,
+      params: { type: opts.type },
+      cache: this.ctx.clusterCache(),
+    });
+  }
+
+  /** Resources of one kind, filtered locally (PVE's own filter knows only vm/storage/node/sdn). */
+  async resourcesOf(type: ClusterResourceType, opts: ReadOptions = {}): Promise<ClusterResource[]> {
+    return (await this.resources(opts)).filter((r) => r.type === type);
+  }
+
+  tasks(opts: CallOptions = {}): Promise<TaskSummary[]> {
+    return this.ctx.t.get('/cluster/tasks', opts);
+  }
+
+  version(opts: ReadOptions = {}): Promise<Version> {
+    return this.ctx.t.get('/version', { ...opts, cache: this.ctx.clusterCache() });
+  }
+
+  /** The next free VMID (never cached); with `vmid`, checks that one is free (400 when taken). */
+  async nextId(opts: CallOptions & { vmid?: number } = {}): Promise<number> {
+    return Number(await this.ctx.t.get<number | string>('/cluster/nextid', { ...opts, params: { vmid: opts.vmid } }));
+  }
+
+  /** The seed's aggregated Cluster from two requests: totals, nodes, guests, storage counted once. */
+  async aggregate(opts: ReadOptions = {}): Promise<Cluster> {
+    const [status, resources] = await Promise.all([this.statusEntries(opts), this.resources(opts)]);
+    return aggregateCluster(status, resources);
+  }
+
+  /**
+   * The fast cluster view: the aggregated Cluster as soon as /cluster/status and /cluster/resources
+   * answer, then node details, guest configs and guest addresses fetched in the background with
+   * bounded concurrency. See ClusterView.
+   */
+  async view(opts: ClusterViewOptions = {}): Promise<ClusterView> {
+    const [status, resources] = await Promise.all([this.statusEntries(opts), this.resources(opts)]);
+    const initial = aggregateCluster(status, resources);
+    const concurrency = opts.concurrency ?? 8;
+    const addresses = opts.addresses ?? true;
+    const call = { fresh: opts.fresh };
+    return new ClusterView(initial, async (view, signal) => {
+      const nodeDetails = new Map<string, NodeStatus>();
+      const nodeErrors = new Map<string, string>();
+      const guests = new Map(initial.guests.map((g) => [`${g.type}/${g.vmid}`, g]));
+      const onlineNodes = new Set(initial.nodes.filter((n) => n.online).map((n) => n.name));
+      let dirty = false;
+      const rebuild = () => {
+        dirty = false;
+        view.publish(aggregateCluster(status, resources, { nodeDetails, nodeErrors, guests: [...guests.values()] }));
+      };
+      // Publishing after every answer would rebuild the view hundreds of times; batch per tick.
+      const touch = () => {
+        if (dirty) return;
+        dirty = true;
+        setImmediate(() => {
+          if (dirty && !signal.aborted) rebuild();
+        });
+      };
+      type Job = { kind: 'node'; name: string } | { kind: 'guest'; guest: ClusterGuest };
+      const jobs: Job[] = [
+        ...[...onlineNodes].map((name): Job => ({ kind: 'node', name })),
+        ...initial.guests.filter((g) => onlineNodes.has(g.node)).map((guest): Job => ({ kind: 'guest', guest })),
+      ];
+      await forEachLimit(
+        jobs,
+        concurrency,
+        async (job) => {
+          const o = { ...call, signal };
+          if (job.kind === 'node') {
+            try {
+              nodeDetails.set(
+                job.name,
+                await this.ctx.t.get<NodeStatus>(path`/nodes/${job.name}/status`, {
+                  ...o,
+                  cache: this.ctx.nodeCache(job.name),
+                }),
+              );
+            } catch (error) {
+              if (signal.aborted) throw error;
+              nodeErrors.set(job.name, error instanceof Error ? error.message : String(error));
+            }
+          } else {
+            guests.set(`${job.guest.type}/${job.guest.vmid}`, await this.#enrichGuest(job.guest, addresses, o));
+          }
+          touch();
+        },
+        signal,
+      );
+      signal.throwIfAborted();
+      // Guests on offline nodes cannot be enriched: mark them so the caller can tell.
+      for (const [k, g] of guests) {
+        if (!g.enriched && !g.enrichError)
+          guests.set(k, Object.freeze({ ...g, enrichError: `node ${g.node} is offline` }));
+      }
+      rebuild();
+      return view.latest;
+    });
+  }
+
+  async #enrichGuest(
+    guest: ClusterGuest,
+    addresses: boolean,
+    o: ReadOptions & { signal: AbortSignal },
+  ): Promise<ClusterGuest> {
+    const base =
+      guest.type === 'qemu'
+        ? path`/nodes/${guest.node}/qemu/${guest.vmid}`
+        : path`/nodes/${guest.node}/lxc/${guest.vmid}`;
+    try {
+      const raw = await this.ctx.t.get<RawConfig>(`${base}/config`, {
+        ...o,
+        cache: this.ctx.guestCache(guest.node, guest.vmid),
+      });
+      const config = parseGuestConfig(guest.type, raw);
+      let interfaces: GuestNetworkInterface[] | undefined;
+      if (addresses && guest.status === 'running' && (guest.type === 'lxc' || config.agentEnabled)) {
+        try {
+          interfaces =
+            guest.type === 'qemu'
+              ? ((await this.ctx.t.get<{ result?: GuestNetworkInterface[] }>(`${base}/agent/network-get-interfaces`, o))
+                  ?.result ?? [])
+              : await this.ctx.t.get<GuestNetworkInterface[]>(`${base}/interfaces`, o);
+        } catch (error) {
+          if (o.signal.aborted) throw error;
+          // An agent that does not answer leaves the guest without addresses, not without config.
+        }
+      }
+      const ip = firstNonLoopbackIp(interfaces);
+      return Object.freeze({
+        ...guest,
+        config,
+        enriched: true,
+        ...(interfaces ? { interfaces } : {}),
+        ...(ip ? { ip } : {}),
+      });
+    } catch (error) {
+      if (o.signal.aborted) throw error;
+      return Object.freeze({
+        ...guest,
+        enriched: false,
+        enrichError: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+}

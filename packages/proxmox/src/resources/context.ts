@@ -1,0 +1,56 @@
+import { cacheTags } from '../cache.js';
+import { Task } from '../task.js';
+import type { ProxmoxTransport } from '../transport.js';
+
+/** Default cache lifetimes (ms) per kind of read. */
+export interface CacheTtls {
+  /** Cluster status, resources, nodes list, version. */
+  cluster: number;
+  /** Node status, network, storage, guest lists. */
+  node: number;
+  /** Guest configs. */
+  guest: number;
+}
+
+export const DEFAULT_TTLS: CacheTtls = { cluster: 10_000, node: 15_000, guest: 30_000 };
+
+/** What every resource group shares: the transport, cache policy and invalidation. */
+export class Context {
+  constructor(
+    readonly t: ProxmoxTransport,
+    readonly ttl: CacheTtls,
+  ) {}
+
+  clusterCache() {
+    return { ttl: this.ttl.cluster, tags: [cacheTags.cluster] };
+  }
+  nodeCache(node: string) {
+    return { ttl: this.ttl.node, tags: [cacheTags.cluster, cacheTags.node(node)] };
+  }
+  guestCache(node: string, vmid: number) {
+    return { ttl: this.ttl.guest, tags: [cacheTags.node(node), cacheTags.guest(vmid)] };
+  }
+
+  invalidateCluster(): void {
+    this.t.cache.invalidate(cacheTags.cluster);
+  }
+  invalidateNode(node: string): void {
+    this.t.cache.invalidate(cacheTags.node(node));
+    this.t.cache.invalidate(cacheTags.cluster);
+  }
+  /** A guest changed: forget its config, its node's lists and the cluster-wide views. */
+  invalidateGuest(node: string, vmid: number): void {
+    this.t.cache.invalidate(cacheTags.guest(vmid));
+    this.invalidateNode(node);
+  }
+
+  /** A task that also drops the guest's cache entries when it finishes. */
+  guestTask(upid: string, node: string, vmid: number): Task {
+    this.invalidateGuest(node, vmid);
+    return new Task(this.t, upid, () => this.invalidateGuest(node, vmid));
+  }
+  nodeTask(upid: string, node: string): Task {
+    this.invalidateNode(node);
+    return new Task(this.t, upid, () => this.invalidateNode(node));
+  }
+}

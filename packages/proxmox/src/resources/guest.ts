@@ -1,0 +1,244 @@
+import { type CallOptions, InvalidArgumentError, path } from '@vmplane/common';
+import { type ConsoleConnection, consoleUrl, openConsoleSocket } from '../console.js';
+import { BACKEND } from '../errors.js';
+import { type GuestConfig, type GuestType, parseGuestConfig, type RawConfig } from '../guest-config.js';
+import { parseVmid } from '../helpers.js';
+import type { PropertyValue } from '../property-string.js';
+import type { Task } from '../task.js';
+import type { ReadOptions } from '../transport.js';
+import type {
+  ClusterStatusEntry,
+  GuestNetworkInterface,
+  LxcStatus,
+  QemuStatus,
+  TermProxy,
+  VncProxy,
+} from '../types.js';
+import type { Context } from './context.js';
+import { SnapshotsApi } from './snapshots.js';
+
+/** Config values to set; `undefined` entries are left out. Booleans are sent as 1/0. */
+export type ConfigValues = Readonly<Record<string, PropertyValue>>;
+
+export interface ConfigUpdateOptions extends CallOptions {
+  /** Keys to remove from the config. */
+  delete?: readonly string[];
+  /** Refuse the change when the config's SHA1 no longer matches (from GuestConfig.digest). */
+  digest?: string;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Also remove the VMID from backup jobs, replication and HA. */
+  purge?: boolean;
+  /** Also destroy disks with this VMID that the config does not reference. */
+  destroyUnreferencedDisks?: boolean;
+  /** QEMU: ignore locks (root only). */
+  skiplock?: boolean;
+  /** LXC: destroy even if running. */
+  force?: boolean;
+}
+
+export interface CloneOptions extends CallOptions {
+  /** VMID of the copy; the cluster's next free id when left out. */
+  newid?: number;
+  /** QEMU: the new VM's name. LXC: the new container's hostname. */
+  name?: string;
+  description?: string;
+  /** Full copy of every disk (a linked clone, from a template, when false). */
+  full?: boolean;
+  /** Target node (the source must be on shared storage). */
+  target?: string;
+  /** Target storage for a full clone. */
+  storage?: string;
+  pool?: string;
+  snapname?: string;
+  /** QEMU: target image format for file storage. */
+  format?: 'raw' | 'qcow2' | 'vmdk';
+  bwlimit?: number;
+}
+
+export interface CloneResult {
+  vmid: number;
+  task: Task;
+}
+
+/** What `details()` gathers about one guest. */
+export interface GuestDetails<S> {
+  node: string;
+  vmid: number;
+  type: GuestType;
+  status: S;
+  config: GuestConfig;
+  /** From the guest agent (QEMU) or /interfaces (LXC), when the guest runs and can tell. */
+  interfaces: readonly GuestNetworkInterface[] | undefined;
+}
+
+/** What QEMU and LXC guests share: `/nodes/{node}/{qemu|lxc}/{vmid}`. */
+export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
+  abstract readonly type: GuestType;
+  readonly vmid: number;
+  readonly snapshots: SnapshotsApi;
+  readonly status: { current: (opts?: CallOptions) => Promise<S> };
+
+  constructor(
+    protected readonly ctx: Context,
+    readonly node: string,
+    vmid: number,
+    type: GuestType,
+  ) {
+    this.vmid = parseVmid(vmid);
+    this.snapshots = new SnapshotsApi(ctx, type, node, this.vmid);
+    this.status = { current: (opts = {}) => this.ctx.t.get<S>(this.p('/status/current'), opts) };
+  }
+
+  /** A path below this guest, e.g. `p('/status/start')`. */
+  protected p(sub: string): string {
+    const base =
+      this.type === 'qemu' ? path`/nodes/${this.node}/qemu/${this.vmid}` : path`/nodes/${this.node}/lxc/${this.vmid}`;
+    return `${base}${sub}`;
+  }
+
+  protected async task(
+    method: 'POST' | 'PUT' | 'DELETE',
+    sub: string,
+    opts: CallOptions,
+    params?: Record<string, unknown>,
+  ): Promise<Task> {
+    const upid = await this.ctx.t.request<string>(method, this.p(sub), { ...opts, params: params as never });
+    return this.ctx.guestTask(upid, this.node, this.vmid);
+  }
+
+  /** The raw config (`GET .../config`), cached per guest. */
+  rawConfig(opts: ReadOptions & { current?: boolean; snapshot?: string } = {}): Promise<RawConfig> {
+    return this.ctx.t.get<RawConfig>(this.p('/config'), {
+      ...opts,
+      params: { current: opts.current, snapshot: opts.snapshot },
+      cache: this.ctx.guestCache(this.node, this.vmid),
+    });
+  }
+
+  /** The config, with networks, disks, mount points and cloud-init addresses parsed. */
+  async config(opts: ReadOptions & { current?: boolean; snapshot?: string } = {}): Promise<GuestConfig> {
+    return parseGuestConfig(this.type, await this.rawConfig(opts));
+  }
+
+  /** Grows a disk: `size` is absolute (`40G`) or relative (`+8G`). */
+  resize(disk: string, size: string, opts: CallOptions & { digest?: string } = {}): Promise<Task> {
+    if (!/^\+?\d+(\.\d+)?[KMGT]?$/.test(size)) {
+      throw new InvalidArgumentError({
+        message: `Invalid size ${JSON.stringify(size)}: use 40G or +8G`,
+        argument: 'size',
+        backend: BACKEND,
+      });
+    }
+    return this.task('PUT', '/resize', opts, { disk, size, digest: opts.digest });
+  }
+
+  start(opts: CallOptions = {}): Promise<Task> {
+    return this.task('POST', '/status/start', opts);
+  }
+  /** Hard stop, like pulling the plug. */
+  stop(opts: CallOptions & { skiplock?: boolean; overruleShutdown?: boolean } = {}): Promise<Task> {
+    return this.task('POST', '/status/stop', opts, {
+      skiplock: opts.skiplock,
+      'overrule-shutdown': opts.overruleShutdown,
+    });
+  }
+  /** Clean shutdown through ACPI (QEMU) or the container's init (LXC). */
+  shutdown(opts: CallOptions & { forceStop?: boolean; timeoutSeconds?: number } = {}): Promise<Task> {
+    return this.task('POST', '/status/shutdown', opts, { forceStop: opts.forceStop, timeout: opts.timeoutSeconds });
+  }
+  reboot(opts: CallOptions & { timeoutSeconds?: number } = {}): Promise<Task> {
+    return this.task('POST', '/status/reboot', opts, { timeout: opts.timeoutSeconds });
+  }
+  resume(opts: CallOptions = {}): Promise<Task> {
+    return this.task('POST', '/status/resume', opts);
+  }
+
+  /** Destroys the guest. */
+  delete(opts: DeleteOptions = {}): Promise<Task> {
+    const params: Record<string, unknown> = {
+      purge: opts.purge,
+      'destroy-unreferenced-disks': opts.destroyUnreferencedDisks,
+    };
+    if (this.type === 'qemu') params.skiplock = opts.skiplock;
+    else params.force = opts.force;
+    return this.task('DELETE', '', opts, params);
+  }
+
+  /** Copies the guest; without `newid` it takes the cluster's next free VMID. */
+  async clone(opts: CloneOptions = {}): Promise<CloneResult> {
+    const vmid =
+      opts.newid ?? Number(await this.ctx.t.get<number | string>('/cluster/nextid', { signal: opts.signal }));
+    const params: Record<string, unknown> = {
+      newid: vmid,
+      description: opts.description,
+      full: opts.full,
+      target: opts.target,
+      storage: opts.storage,
+      pool: opts.pool,
+      snapname: opts.snapname,
+      bwlimit: opts.bwlimit,
+    };
+    params[this.type === 'qemu' ? 'name' : 'hostname'] = opts.name;
+    if (this.type === 'qemu') params.format = opts.format;
+    const task = await this.task('POST', '/clone', opts, params);
+    this.ctx.invalidateCluster();
+    return { vmid, task };
+  }
+
+  /**
+   * Checks a migration target before asking PVE: it must exist in the cluster, be online and differ
+   * from the guest's node. Throws InvalidArgumentError (nothing was sent to migrate) otherwise.
+   */
+  protected async checkMigrationTarget(target: string, signal?: AbortSignal): Promise<void> {
+    const fail = (message: string) => new InvalidArgumentError({ message, argument: 'target', backend: BACKEND });
+    if (target === this.node) throw fail(`${this.type} ${this.vmid} is already on ${target}`);
+    const status = await this.ctx.t.get<ClusterStatusEntry[]>('/cluster/status', { signal });
+    const entry = status.find((e) => e.type === 'node' && e.name === target);
+    if (!entry) throw fail(`Target node ${target} is not a member of this cluster`);
+    if (!entry.online) throw fail(`Target node ${target} is offline`);
+  }
+
+  vncProxy(opts: CallOptions & { websocket?: boolean } = {}): Promise<VncProxy> {
+    return this.ctx.t.post<VncProxy>(this.p('/vncproxy'), { ...opts, params: { websocket: opts.websocket ?? true } });
+  }
+
+  /** A terminal (xterm.js) proxy. */
+  abstract termProxy(opts?: CallOptions): Promise<TermProxy>;
+
+  /** Opens the VNC websocket for a proxy from `vncProxy()` (a fresh one when none is given). */
+  async vncWebSocket(proxy?: VncProxy, opts: CallOptions = {}): Promise<ConsoleConnection> {
+    const p = proxy ?? (await this.vncProxy(opts));
+    return openConsoleSocket(this.ctx.t, this.p('/vncwebsocket'), p.port, p.ticket, opts.signal);
+  }
+
+  /** PVE's console page for this guest (noVNC, or xterm.js with `xterm`). */
+  consoleUrl(opts: { name?: string; vncticket?: string; xterm?: boolean } = {}): string {
+    return consoleUrl(this.ctx.t.baseUrl, {
+      kind: this.type === 'qemu' ? 'kvm' : 'lxc',
+      node: this.node,
+      vmid: this.vmid,
+      name: opts.name,
+      vncticket: opts.vncticket,
+      xterm: opts.xterm,
+    });
+  }
+
+  /** Status, parsed config and (for a running guest) its interfaces, fetched in parallel. */
+  async details(opts: ReadOptions = {}): Promise<GuestDetails<S>> {
+    const [status, config] = await Promise.all([this.status.current(opts), this.config(opts)]);
+    const interfaces = status.status === 'running' ? await this.interfacesIfAvailable(config, opts) : undefined;
+    return { node: this.node, vmid: this.vmid, type: this.type, status, config, interfaces };
+  }
+
+  protected abstract interfacesIfAvailable(
+    config: GuestConfig,
+    opts: CallOptions,
+  ): Promise<GuestNetworkInterface[] | undefined>;
+
+  /** Forgets cached reads about this guest (the seed's RefreshVMData does this, then reads again). */
+  invalidate(): void {
+    this.ctx.invalidateGuest(this.node, this.vmid);
+  }
+}

@@ -1,0 +1,156 @@
+import { backoffDelay, type CallOptions, OperationFailedError, path, sleep, withDeadline } from '@vmplane/common';
+import { BACKEND } from './errors.js';
+import type { ProxmoxTransport } from './transport.js';
+import { parseUpid, type Upid } from './upid.js';
+
+/** `GET /nodes/{node}/tasks/{upid}/status`. */
+export interface TaskStatus {
+  upid: string;
+  node: string;
+  pid: number;
+  pstart: number;
+  starttime: number;
+  type: string;
+  id: string;
+  user: string;
+  status: 'running' | 'stopped';
+  /** Set once stopped: `OK`, `WARNINGS: n`, or the error text. */
+  exitstatus?: string;
+}
+
+/** One line of a task log. */
+export interface TaskLogLine {
+  /** Line number, from 1. */
+  n: number;
+  t: string;
+}
+
+export interface TaskWaitOptions extends CallOptions {
+  /** First poll delay in ms (default 250); grows by `factor` up to `maxInterval`. */
+  interval?: number;
+  maxInterval?: number;
+  /** Lines of the log carried by an OperationFailedError (default 20). */
+  logTail?: number;
+}
+
+export interface TaskLogOptions extends CallOptions {
+  /** Poll interval while the task runs (ms, default 500). */
+  interval?: number;
+  /** Start after this many lines (default 0). */
+  start?: number;
+}
+
+/** True for the exit statuses PVE treats as success. */
+export function isTaskSuccess(exitstatus: string | undefined): boolean {
+  return exitstatus === 'OK' || (exitstatus !== undefined && /^WARNINGS: \d+$/.test(exitstatus));
+}
+
+/** A PVE task (UPID): wait for it, read or follow its log, stop it. */
+export class Task {
+  readonly upid: string;
+  readonly node: string;
+  readonly #t: ProxmoxTransport;
+  /** Called once the task has finished well, so the caller's cache forgets what it changed. */
+  readonly #onDone: (() => void) | undefined;
+
+  constructor(transport: ProxmoxTransport, upid: string, onDone?: () => void) {
+    this.#t = transport;
+    this.upid = upid;
+    this.node = parseUpid(upid).node;
+    this.#onDone = onDone;
+  }
+
+  /** The UPID's fields: type, id, user (with token), start time. */
+  get info(): Upid {
+    return parseUpid(this.upid);
+  }
+
+  status(opts: CallOptions = {}): Promise<TaskStatus> {
+    return this.#t.get<TaskStatus>(path`/nodes/${this.node}/tasks/${this.upid}/status`, opts);
+  }
+
+  /** One page of the log. */
+  log(opts: CallOptions & { start?: number; limit?: number } = {}): Promise<TaskLogLine[]> {
+    return this.#t.get<TaskLogLine[]>(path`/nodes/${this.node}/tasks/${this.upid}/log`, {
+      ...opts,
+      params: { start: opts.start, limit: opts.limit },
+    });
+  }
+
+  /** Stops a running task. */
+  async stop(opts: CallOptions = {}): Promise<void> {
+    await this.#t.delete(path`/nodes/${this.node}/tasks/${this.upid}`, opts);
+  }
+
+  /**
+   * Polls until the task stops, with growing intervals. Resolves with the final status when PVE
+   * reports `OK` or `WARNINGS: n`; otherwise rejects with an OperationFailedError carrying the
+   * exit status and the last lines of the log.
+   */
+  wait(opts: TaskWaitOptions = {}): Promise<TaskStatus> {
+    return withDeadline(opts, BACKEND, async (d) => {
+      for (let attempt = 0; ; attempt++) {
+        const status = await this.status({ signal: d.signal });
+        if (status.status === 'stopped') {
+          if (isTaskSuccess(status.exitstatus)) {
+            this.#onDone?.();
+            return status;
+          }
+          this.#onDone?.();
+          throw await this.#failure(status, opts.logTail ?? 20, d.signal);
+        }
+        const delay = backoffDelay(attempt, {
+          initial: opts.interval ?? 250,
+          max: opts.maxInterval ?? 2_000,
+          factor: 1.5,
+          jitter: 0.2,
+        });
+        await sleep(delay, d.signal);
+      }
+    });
+  }
+
+  /**
+   * Follows the log as it grows, line by line, until the task stops and every line was read.
+   * Leaving the loop early stops the polling.
+   */
+  async *follow(opts: TaskLogOptions = {}): AsyncGenerator<TaskLogLine, void, undefined> {
+    let next = opts.start ?? 0;
+    const interval = opts.interval ?? 500;
+    for (;;) {
+      const call = { signal: opts.signal, timeout: opts.timeout };
+      // Read the status first: a log read after a `stopped` status is known to be complete.
+      const status = await this.status(call);
+      for (;;) {
+        const page = await this.log({ ...call, start: next, limit: 500 });
+        const fresh = page.filter((l) => l.n > next);
+        for (const line of fresh) {
+          next = line.n;
+          yield line;
+        }
+        if (fresh.length < 500) break;
+      }
+      if (status.status === 'stopped') return;
+      await sleep(interval, opts.signal);
+    }
+  }
+
+  async #failure(status: TaskStatus, tail: number, signal: AbortSignal): Promise<OperationFailedError> {
+    let logTail: string[] = [];
+    try {
+      const lines = await this.log({ signal, start: 0, limit: 10_000 });
+      logTail = lines.slice(-tail).map((l) => l.t);
+    } catch {
+      // The failure matters more than its log: report it even when the log cannot be read.
+    }
+    const info = this.info;
+    return new OperationFailedError({
+      status: 500,
+      backend: BACKEND,
+      operationId: this.upid,
+      logTail,
+      body: status,
+      message: `Task ${info.type}${info.id ? ` ${info.id}` : ''} on ${this.node} failed: ${status.exitstatus ?? 'unknown exit status'}`,
+    });
+  }
+}
