@@ -17,7 +17,10 @@ test('property strings: default key, pairs, and back', () => {
     size: '32G',
     ssd: '1',
   });
-  assert.equal(formatPropertyString({ file: 'local:0', 'import-from': 'local:import/x.qcow2', ssd: true }, 'file'), 'local:0,import-from=local:import/x.qcow2,ssd=1');
+  assert.equal(
+    formatPropertyString({ file: 'local:0', 'import-from': 'local:import/x.qcow2', ssd: true }, 'file'),
+    'local:0,import-from=local:import/x.qcow2,ssd=1',
+  );
   assert.equal(parseSize('32G'), 32 * 1024 ** 3);
   assert.equal(parseSize('512M'), 512 * 1024 ** 2);
   assert.equal(parseSize('4096'), 4096);

@@ -28,7 +28,9 @@ test('ProxmoxError matches any API error from this backend, alongside its status
   assert.ok(tfa instanceof UnauthorizedError);
   assert.ok(tfa instanceof ProxmoxError);
   assert.equal(tfa.status, 401);
-  assert.ok(new ValidationError({ status: 400, backend: 'proxmox', message: 'x', errors: { a: 'b' } }) instanceof ApiError);
+  assert.ok(
+    new ValidationError({ status: 400, backend: 'proxmox', message: 'x', errors: { a: 'b' } }) instanceof ApiError,
+  );
 });
 
 test('1/0 under boolean keys become booleans; other numbers stay', () => {

@@ -41,7 +41,12 @@ test('formats from parts, adding the token to the user', () => {
 });
 
 test('refuses text that is not a UPID', () => {
-  for (const bad of ['', 'UPID:pve1', 'UPID:pve1:zz:0:0:qmstart:100:root@pam:', 'upid:pve1:00000001:00000002:00000003:x::u@p:']) {
+  for (const bad of [
+    '',
+    'UPID:pve1',
+    'UPID:pve1:zz:0:0:qmstart:100:root@pam:',
+    'upid:pve1:00000001:00000002:00000003:x::u@p:',
+  ]) {
     assert.equal(isUpid(bad), false, bad);
     assert.throws(() => parseUpid(bad), InvalidArgumentError);
   }
