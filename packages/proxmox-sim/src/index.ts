@@ -1,1 +1,27 @@
-export {};
+export type { AuthInfo, SimToken, SimUser } from './auth.js';
+export { TICKET_LIFETIME_S } from './auth.js';
+export { type Clock, SimClock } from './clock.js';
+export type { AgentScript } from './context.js';
+export { type FailOptions, type FaultPattern, Faults } from './faults.js';
+export { generateFromSchema } from './returns.js';
+export {
+  findPveSchema,
+  loadSchemaIndex,
+  type PveJsonSchema,
+  type PveOperation,
+  type PveSchemaNode,
+  SchemaIndex,
+} from './schema.js';
+export type { GuestSpec } from './seed.js';
+export {
+  type RequestEntry,
+  RequestLog,
+  type Simulator,
+  type SimulatorCredentials,
+  type SimulatorOptions,
+  startSimulator,
+  type Violation,
+} from './server.js';
+export type { Guest, GuestType, SimNode, SimState, StorageDef, Task, Volume } from './state.js';
+export { PveError } from './state.js';
+export { parsePropertyString, splitPropertyString, validateParams } from './validate.js';

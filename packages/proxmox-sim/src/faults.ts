@@ -1,0 +1,167 @@
+/** Where a fault applies: a glob over the concrete path (`*` one segment, `**` any), a path template, or a RegExp. */
+export type FaultPattern = string | RegExp;
+
+export interface FailOptions {
+  /** HTTP status to answer (default 503). */
+  status?: number;
+  /** Message and reason phrase (default "Service Unavailable"). */
+  message?: string;
+  /** Only for this HTTP method. */
+  method?: string;
+}
+
+interface Rule {
+  test: (method: string, path: string, template: string) => boolean;
+  action: 'fail' | 'drop';
+  status: number;
+  message: string;
+  remaining: number;
+  probability: number;
+}
+
+export interface FaultHooks {
+  expireTickets(): void;
+  setNodeOnline(node: string, online: boolean): void;
+  failTask(type: string, message: string, times: number): void;
+}
+
+export type FaultDecision = { kind: 'drop' } | { kind: 'fail'; status: number; message: string } | undefined;
+
+function compilePattern(pattern: FaultPattern): (path: string, template: string) => boolean {
+  if (pattern instanceof RegExp) return (p) => pattern.test(p);
+  if (!pattern.includes('*')) return (p, t) => p === pattern || t === pattern;
+  const re = new RegExp(
+    `^${pattern
+      .split(/(\*\*|\*)/)
+      .map((part) => (part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
+      .join('')}$`,
+  );
+  return (p, t) => re.test(p) || re.test(t);
+}
+
+/** A small deterministic PRNG (mulberry32), so probabilistic faults repeat run to run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Fault injection. Paths are those after `/api2/json`, e.g. `/nodes/pve1/qemu/100/status/current`
+ * or the template `/nodes/{node}/qemu/{vmid}/status/current`.
+ */
+export class Faults {
+  /** Added delay before every answer, in milliseconds. */
+  latency = 0;
+  private rules: Rule[] = [];
+  private random: () => number;
+
+  constructor(
+    private readonly hooks: FaultHooks,
+    seed = 1,
+  ) {
+    this.random = rng(seed);
+  }
+
+  /** Re-seeds the generator behind probabilistic faults. */
+  seed(seed: number): void {
+    this.random = rng(seed);
+  }
+
+  private add(pattern: FaultPattern, rule: Omit<Rule, 'test'>, method: string | undefined): void {
+    const match = compilePattern(pattern);
+    const m = method?.toUpperCase();
+    this.rules.push({ ...rule, test: (meth, p, t) => (m === undefined || m === meth) && match(p, t) });
+  }
+
+  /** The next `times` matching requests (default 1) answer `status` (default 503). */
+  failNext(pattern: FaultPattern, options: FailOptions & { times?: number } = {}): void {
+    this.add(
+      pattern,
+      {
+        action: 'fail',
+        status: options.status ?? 503,
+        message: options.message ?? 'Service Unavailable',
+        remaining: options.times ?? 1,
+        probability: 1,
+      },
+      options.method,
+    );
+  }
+
+  /** Each matching request fails with probability `p` (seeded, deterministic). */
+  failRate(pattern: FaultPattern, probability: number, options: FailOptions = {}): void {
+    this.add(
+      pattern,
+      {
+        action: 'fail',
+        status: options.status ?? 503,
+        message: options.message ?? 'Service Unavailable',
+        remaining: Number.POSITIVE_INFINITY,
+        probability,
+      },
+      options.method,
+    );
+  }
+
+  /** The next `times` matching requests get their connection destroyed without an answer. */
+  dropNext(pattern: FaultPattern, options: { times?: number; method?: string } = {}): void {
+    this.add(
+      pattern,
+      { action: 'drop', status: 0, message: '', remaining: options.times ?? 1, probability: 1 },
+      options.method,
+    );
+  }
+
+  /** Each matching request's connection is dropped with probability `p`. */
+  dropRate(pattern: FaultPattern, probability: number, options: { method?: string } = {}): void {
+    this.add(
+      pattern,
+      { action: 'drop', status: 0, message: '', remaining: Number.POSITIVE_INFINITY, probability },
+      options.method,
+    );
+  }
+
+  /** Invalidates every ticket and CSRF token issued so far. */
+  expireTickets(): void {
+    this.hooks.expireTickets();
+  }
+
+  /** Takes a node offline: requests for it answer 595, its guests show as unknown. */
+  nodeOffline(node: string): void {
+    this.hooks.setNodeOnline(node, false);
+  }
+
+  nodeOnline(node: string): void {
+    this.hooks.setNodeOnline(node, true);
+  }
+
+  /** The next `times` tasks of `type` (e.g. `qmstart`, or `*` for any) end with `message` as exitstatus. */
+  failNextTask(type: string, message = 'some error', times = 1): void {
+    this.hooks.failTask(type, message, times);
+  }
+
+  /** Removes every request rule and the latency (node states and task failures stay). */
+  clear(): void {
+    this.rules = [];
+    this.latency = 0;
+  }
+
+  /** @internal Decides what happens to one request. */
+  decide(method: string, path: string, template: string): FaultDecision {
+    if (this.rules.length === 0) return undefined;
+    for (const rule of this.rules) {
+      if (rule.remaining <= 0 || !rule.test(method, path, template)) continue;
+      if (rule.probability < 1 && this.random() >= rule.probability) continue;
+      rule.remaining--;
+      if (rule.remaining <= 0) this.rules = this.rules.filter((r) => r !== rule);
+      return rule.action === 'drop' ? { kind: 'drop' } : { kind: 'fail', status: rule.status, message: rule.message };
+    }
+    return undefined;
+  }
+}
