@@ -123,7 +123,9 @@ export class Task {
       const status = await this.status(call);
       for (;;) {
         const page = await this.log({ ...call, start: next, limit: 500 });
-        const fresh = page.filter((l) => l.n > next);
+        // PVE answers an empty log with one pseudo line `no content`; it is not part of the log.
+        const empty = page.length === 1 && page[0]?.t === 'no content';
+        const fresh = empty ? [] : page.filter((l) => l.n > next);
         for (const line of fresh) {
           next = line.n;
           yield line;

@@ -98,9 +98,11 @@ export class ProxmoxTransport {
       throw new InvalidArgumentError({ message: 'baseUrl must be http(s)', argument: 'baseUrl', backend: BACKEND });
     }
     // Accept `.../api2/json` too, since people paste it from other clients.
-    base.pathname = base.pathname.replace(/\/api2\/json\/?$/, '').replace(/\/+$/, '');
+    // A URL's pathname is never empty ('/' at least), so keep the prefix as a string of its own.
+    const prefix = base.pathname.replace(/\/api2\/json\/?$/, '').replace(/\/+$/, '');
+    base.pathname = prefix || '/';
     this.baseUrl = base;
-    this.apiUrl = `${base.origin}${base.pathname}/api2/json`;
+    this.apiUrl = `${base.origin}${prefix}/api2/json`;
     this.agent = createAgent(base, opts, opts.maxSockets);
     this.logger = redactingLogger(opts.logger ?? silentLogger);
     this.cache = opts.cache ?? new LruCache(opts.now ? { now: opts.now } : {});

@@ -129,6 +129,10 @@ test('cached and fresh reads, invalidation per guest', async () => {
   assert.equal(s.requests.count('GET', '/nodes/{node}/qemu/{vmid}/config'), 1);
   await (await vm.updateConfig({ description: 'changed' })).wait();
   assert.equal((await vm.config()).description, 'changed', 'a change drops the cached config');
+  await pve.cluster.resources();
+  assert.equal(s.requests.count('GET', '/cluster/resources'), 3, 'the change also dropped the cluster-wide views');
+  await pve.cluster.resources();
+  assert.equal(s.requests.count('GET', '/cluster/resources'), 3);
   pve.invalidateNode('pve1');
   await pve.cluster.resources();
   assert.equal(s.requests.count('GET', '/cluster/resources'), 4);
