@@ -1011,10 +1011,11 @@ both('DELETE', '', (ctx, type) => {
 
 // --- guests: power ---------------------------------------------------------------------------
 
-function powerTask(name: string, action: (ctx: Ctx, g: Guest) => void, opts: { lock?: boolean } = {}) {
+function powerTask(name: string, action: (ctx: Ctx, g: Guest) => void) {
   return (ctx: Ctx, type: GuestType) => {
     const g = guestOf(ctx, type);
-    if (opts.lock !== false) checkLock(ctx, g);
+    // A VM suspended to disk is resumed by starting it, as in PVE.
+    if (!(name === 'start' && g.config.lock === 'suspended')) checkLock(ctx, g);
     return task(ctx, g.node, `${taskPrefix(g)}${name}`, g.vmid, () => action(ctx, g));
   };
 }

@@ -315,6 +315,26 @@ export class SimState {
     const defaultKey = g.type === 'qemu' ? 'file' : 'volume';
     const props = parsePropertyString(value, defaultKey);
     const file = props[defaultKey] ?? '';
+    const ci = /^([a-z][a-z0-9\-_.]*[a-z0-9]):cloudinit$/i.exec(file);
+    if (ci && g.type === 'qemu') {
+      // STORAGE:cloudinit makes the cloud-init drive.
+      const storage = ci[1] as string;
+      const def = this.storage(storage);
+      const volid =
+        def.type === 'lvmthin'
+          ? `${storage}:vm-${g.vmid}-cloudinit`
+          : `${storage}:${g.vmid}/vm-${g.vmid}-cloudinit.qcow2`;
+      this.volumesOf(g.node, storage).set(volid, {
+        volid,
+        format: 'qcow2',
+        size: 4 * 1024 ** 2,
+        content: 'images',
+        ctime: this.nowS(),
+        vmid: g.vmid,
+      });
+      delete props[defaultKey];
+      return formatPropertyString({ [defaultKey]: volid, ...props, media: 'cdrom' }, defaultKey);
+    }
     const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$/i.exec(file);
     if (!m || props.media === 'cdrom') {
       if (file.includes(':') && file !== 'none' && props.media !== 'cdrom' && !this.findVolume(g.node, file))
