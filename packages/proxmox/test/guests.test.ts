@@ -124,11 +124,8 @@ for (const tls of [false, true]) {
       assert.equal((await ct.status.current()).status, 'running');
     });
 
-    // PVE starts a VM hibernated to disk (its `suspended` lock is the one start may override);
-    // the simulator still refuses that start, so this runs as a todo until it models it.
-    test('hibernate: suspend to disk stops the VM, the next start resumes it', {
-      todo: 'proxmox-sim refuses start on lock=suspended',
-    }, async () => {
+    // PVE starts a VM hibernated to disk: its `suspended` lock is the one a start may override.
+    test('hibernate: suspend to disk stops the VM, the next start resumes it', async () => {
       await ready;
       const vm = pve.qemu('pve1', 102);
       await (await vm.start()).wait();
@@ -216,18 +213,28 @@ for (const tls of [false, true]) {
       assert.equal(c.raw.ciuser, 'debian');
     });
 
-    // PVE allocates a cloud-init drive for `STORAGE:cloudinit`; the simulator takes it for an
-    // existing volume, so the full flow runs as a todo and the import alone is checked below.
-    test('a VM from a cloud image with import-from and a cloud-init drive', {
-      todo: 'proxmox-sim: STORAGE:cloudinit',
-    }, async () => {
+    // `STORAGE:cloudinit` asks PVE to allocate the cloud-init drive.
+    test('a VM from a cloud image with import-from and a cloud-init drive', async () => {
       await ready;
-      await createFromImage(pve, {});
-    });
-
-    test('a VM from a cloud image with import-from', async () => {
-      await ready;
-      await createFromImage(pve, { ide2: undefined });
+      const vmid = await pve.cluster.nextId();
+      const task = await pve.node('pve1').qemu.createFromCloudImage({
+        vmid,
+        name: 'from-image',
+        image: 'local:import/debian-12-genericcloud-amd64.qcow2',
+        storage: 'local',
+        memoryMiB: 1024,
+        cloudInit: { ciuser: 'debian', sshKeys: ['ssh-ed25519 AAAAC3Nza me@x'] },
+      });
+      await task.wait();
+      const created = await pve.qemu('pve1', vmid).config();
+      assert.equal(created.name, 'from-image');
+      assert.ok(created.disks.some((d) => d.device === 'scsi0' && d.storage === 'local'));
+      assert.ok(
+        created.disks.some((d) => d.device === 'ide2'),
+        'cloud-init drive',
+      );
+      assert.equal(created.raw.ciuser, 'debian');
+      await (await pve.qemu('pve1', vmid).delete({ purge: true, destroyUnreferencedDisks: true })).wait();
     });
 
     test('clone, template, migrate with pre-checks, delete with purge', async () => {
@@ -311,21 +318,3 @@ for (const tls of [false, true]) {
 test('the simulator recorded no schema violations from this client', () => {
   assert.deepEqual(violations(), []);
 });
-
-async function createFromImage(pve: ProxmoxClient, config: Record<string, undefined>): Promise<void> {
-  const vmid = await pve.cluster.nextId();
-  const task = await pve.node('pve1').qemu.createFromCloudImage({
-    vmid,
-    name: 'from-image',
-    image: 'local:import/debian-12-genericcloud-amd64.qcow2',
-    storage: 'local',
-    memoryMiB: 1024,
-    cloudInit: { ciuser: 'debian', sshKeys: ['ssh-ed25519 AAAAC3Nza me@x'] },
-    config,
-  });
-  await task.wait();
-  const created = await pve.qemu('pve1', vmid).config();
-  assert.equal(created.name, 'from-image');
-  assert.ok(created.disks.some((d) => d.device === 'scsi0' && d.storage === 'local'));
-  await (await pve.qemu('pve1', vmid).delete({ purge: true, destroyUnreferencedDisks: true })).wait();
-}
