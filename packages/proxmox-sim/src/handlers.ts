@@ -979,7 +979,7 @@ function withMac(type: GuestType, value: string, vmid: number, index: number): s
   const model = p.model;
   if (model !== undefined && p.macaddr === undefined) {
     delete p.model;
-    return formatPropertyString({ [model]: macFor(vmid, index), ...p }, model);
+    return formatPropertyString({ [model]: macFor(vmid, index), ...p });
   }
   return value;
 }
@@ -1315,16 +1315,12 @@ both('POST', '/clone', (ctx, type) => {
         if (/^net\d+$/.test(key)) {
           const p = parsePropertyString(String(clone.config[key]), type === 'qemu' ? 'model' : 'name');
           if (type === 'qemu') {
-            const model = p.model ?? Object.keys(p).find((k) => /^[0-9A-F]{2}(:[0-9A-F]{2}){5}$/i.test(p[k] ?? ''));
-            const props = parsePropertyString(String(clone.config[key]));
-            const first = Object.keys(props)[0];
-            if (first && model) {
-              delete props[first];
-              clone.config[key] = formatPropertyString(
-                { [first]: macFor(newid, Number(key.slice(3))), ...props },
-                first,
-              );
-            }
+            // `virtio=MAC,...` or `model=virtio,macaddr=MAC,...`: give the copy its own MAC.
+            const mac = macFor(newid, Number(key.slice(3)));
+            const parts = String(clone.config[key])
+              .split(',')
+              .map((part) => part.replace(/^([\w-]+)=([0-9A-F]{2}(?::[0-9A-F]{2}){5})$/i, `$1=${mac}`));
+            clone.config[key] = parts.join(',');
           } else {
             p.hwaddr = macFor(newid, Number(key.slice(3)));
             clone.config[key] = formatPropertyString(p, 'name');

@@ -31,6 +31,8 @@ export interface SimulatorOptions {
   users?: SimUser[];
   /** Password of `root@pam`. Default `vmplane`. */
   rootPassword?: string;
+  /** Secret of the `root@pam!vmplane` API token. Default: a random UUID. */
+  tokenSecret?: string;
   /** The clock tickets and tasks follow; a SimClock can be advanced. */
   clock?: SimClock | Clock;
   port?: number;
@@ -281,7 +283,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
   const unsubscribe = clock.onAdvance(() => state.tick());
   const password = options.rootPassword ?? 'vmplane';
-  const tokenSecret = newTokenSecret();
+  const tokenSecret = options.tokenSecret ?? newTokenSecret();
   const root: SimUser = {
     userid: 'root@pam',
     password,
@@ -558,10 +560,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 /** The answer of an operation without a model: a directory index or a schema-shaped value. */
 function generic(route: Route, op: PveOperation): unknown {
   const links = op.returns.links;
-  if (op.method === 'GET' && op.returns.type === 'array' && Array.isArray(links) && route.subdirs.length > 0) {
+  const subdirs = route.subdirs.filter((s) => !s.startsWith('{'));
+  if (op.method === 'GET' && op.returns.type === 'array' && Array.isArray(links) && subdirs.length > 0) {
     const href = (links[0] as { href?: string } | undefined)?.href ?? '{subdir}';
     const key = /^\{(\w+)\}$/.exec(href)?.[1] ?? 'subdir';
-    return route.subdirs.map((s) => ({ [key]: s }));
+    return subdirs.map((s) => ({ [key]: s }));
   }
   return generateFromSchema(op.returns);
 }
