@@ -178,7 +178,13 @@ export class InstanceExec extends Resource {
     const stderr = new PassThrough();
     // With a PTY, fd 0 is bidirectional: the terminal's output comes back on it.
     const outputs = interactive ? [pump(stdinWs, stdout)] : [pump(stdoutWs!, stdout), pump(stderrWs!, stderr)];
-    if (interactive) stderr.end();
+    if (interactive) {
+      stderr.end();
+      // With a PTY, LXD ends the operation only once we close fd 0: it closes the control socket
+      // when the command dies, then marks the end of output with an empty text frame.
+      void outputs[0]?.then(() => stdinWs.close());
+      control.once('close', () => setTimeout(() => stdinWs.close(), 1_000).unref());
+    }
     const stdin = new Writable({
       write(chunk: Buffer, _enc, cb) {
         if (stdinWs.readyState !== stdinWs.OPEN) return cb();
