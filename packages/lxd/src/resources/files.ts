@@ -45,7 +45,10 @@ export class InstanceFiles extends Resource {
     return path`/1.0/instances/${checkInstanceName(name)}/files`;
   }
 
-  /** Reads a file (content), a directory (entry names) or a symlink (target), with ownership and mode. */
+  /**
+   * Reads a file (content), a directory (entry names) or a symlink (target), with ownership and mode.
+   * LXD 5.0 gives a relative symlink target joined onto the link's directory (`sub/f` reads `/dir/sub/f`).
+   */
   async pull(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<InstanceFile> {
     const res = await this.transport.raw(
       this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
@@ -133,7 +136,7 @@ export class InstanceFiles extends Resource {
     await this.call('DELETE', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } });
   }
 
-  /** Copies a local directory tree into the instance, keeping modes and symlinks. */
+  /** Copies a local directory tree into the instance (creating missing parents), keeping modes and symlinks. */
   async pushTree(name: string, localDir: string, remoteDir: string, opts: TreeOptions = {}): Promise<void> {
     checkInstancePath(remoteDir);
     const root = resolve(localDir);
@@ -152,6 +155,8 @@ export class InstanceFiles extends Resource {
         opts.onEntry?.(remote, 'file');
       }
     };
+    const parent = posix.dirname(remoteDir);
+    if (parent !== '/') await this.mkdir(name, parent, { ...opts, parents: true });
     await walk(root, remoteDir);
   }
 
@@ -184,7 +189,11 @@ export class InstanceFiles extends Resource {
           await walk(posix.join(remote, entry), join(local, entry));
         }
       } else if (head.type === 'symlink') {
-        await symlink((await readAll(head.stream)).toString('utf8'), local);
+        // LXD 5.0 answers a relative target joined onto the link's directory; a target inside the
+        // copied tree is made relative again so that the local copy stands on its own.
+        const target = (await readAll(head.stream)).toString('utf8');
+        const insideTree = target === remoteDir || target.startsWith(`${remoteDir.replace(/\/$/, '')}/`);
+        await symlink(insideTree ? posix.relative(posix.dirname(remote), target) : target, local);
         opts.onEntry?.(remote, 'symlink');
       } else {
         await pipeline(head.stream, createWriteStream(local, { mode: head.mode }));

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { InvalidArgumentError, type LxdClient, NotFoundError } from '@vmplane/lxd';
+import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+
+describe('files', () => {
+  let lxd: LxdClient;
+  const name = uniqueName('files');
+  let local: string;
+
+  before(async () => {
+    lxd = await connect();
+    local = await mkdtemp(join(tmpdir(), 'vmpt-files-'));
+    await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
+    await lxd.instances.start(name);
+  });
+  after(async () => {
+    await removeInstance(lxd, name);
+    await rm(local, { recursive: true, force: true });
+    lxd.close();
+  });
+
+  test('binary content round-trips with mode, uid and gid', async () => {
+    const content = randomBytes(300_000);
+    await lxd.instances.files.push(name, '/root/blob.bin', content, { mode: 0o640, uid: 1234, gid: 4321 });
+    const file = await lxd.instances.files.pull(name, '/root/blob.bin');
+    assert.equal(file.type, 'file');
+    assert.ok(file.type === 'file' && file.content.equals(content));
+    assert.equal(file.mode, 0o640);
+    assert.equal(file.uid, 1234);
+    assert.equal(file.gid, 4321);
+    const ls = await lxd.instances.exec(name, { command: ['stat', '-c', '%a %u %g %s', '/root/blob.bin'] });
+    assert.equal(ls.stdout.toString().trim(), `640 1234 4321 ${content.length}`);
+  });
+
+  test('push from a stream, pull as a stream', async () => {
+    const parts = [randomBytes(70_000), randomBytes(90_000)];
+    await lxd.instances.files.push(name, '/root/streamed', Readable.from(parts));
+    const pulled = await lxd.instances.files.pullStream(name, '/root/streamed');
+    const chunks: Buffer[] = [];
+    for await (const c of pulled.stream) chunks.push(c as Buffer);
+    assert.ok(Buffer.concat(chunks).equals(Buffer.concat(parts)));
+  });
+
+  test('append and overwrite', async () => {
+    await lxd.instances.files.push(name, '/root/log.txt', 'one\n');
+    await lxd.instances.files.push(name, '/root/log.txt', 'two\n', { write: 'append' });
+    let f = await lxd.instances.files.pull(name, '/root/log.txt');
+    assert.equal(f.type === 'file' && f.content.toString(), 'one\ntwo\n');
+    await lxd.instances.files.push(name, '/root/log.txt', 'three\n');
+    f = await lxd.instances.files.pull(name, '/root/log.txt');
+    assert.equal(f.type === 'file' && f.content.toString(), 'three\n');
+  });
+
+  test('directories list their entries; symlinks give their target', async () => {
+    await lxd.instances.files.mkdir(name, '/srv/a/b', { parents: true, mode: 0o750 });
+    await lxd.instances.files.push(name, '/srv/a/b/f1', 'x');
+    await lxd.instances.files.symlink(name, '/srv/a/link', '/srv/a/b/f1');
+    const dir = await lxd.instances.files.pull(name, '/srv/a');
+    assert.equal(dir.type, 'directory');
+    assert.deepEqual(dir.type === 'directory' && [...dir.entries].sort(), ['b', 'link']);
+    const b = await lxd.instances.files.stat(name, '/srv/a/b');
+    assert.equal(b.type, 'directory');
+    assert.equal(b.mode, 0o750);
+    const link = await lxd.instances.files.pull(name, '/srv/a/link');
+    assert.equal(link.type, 'symlink');
+    assert.equal(link.type === 'symlink' && link.target, '/srv/a/b/f1');
+  });
+
+  test('delete removes a file; a missing file is NotFoundError', async () => {
+    await lxd.instances.files.push(name, '/root/gone', 'bye');
+    await lxd.instances.files.delete(name, '/root/gone');
+    await assert.rejects(lxd.instances.files.pull(name, '/root/gone'), NotFoundError);
+  });
+
+  test('recursive push and pull of a directory tree keep content, modes and links', async () => {
+    const src = join(local, 'src');
+    await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
+    await writeFile(join(src, 'top.txt'), 'top');
+    const bin = randomBytes(5000);
+    await writeFile(join(src, 'sub', 'data.bin'), bin, { mode: 0o600 });
+    await writeFile(join(src, 'sub', 'deeper', 'run.sh'), '#!/bin/sh\necho ok\n', { mode: 0o755 });
+    await symlink('sub/data.bin', join(src, 'link'));
+    const pushed: string[] = [];
+    await lxd.instances.files.pushTree(name, src, '/opt/tree', { onEntry: (p) => pushed.push(p) });
+    assert.ok(pushed.includes('/opt/tree/sub/deeper/run.sh'));
+    const run = await lxd.instances.exec(name, { command: ['/opt/tree/sub/deeper/run.sh'] });
+    assert.equal(run.stdout.toString(), 'ok\n');
+
+    const dst = join(local, 'dst');
+    await lxd.instances.files.pullTree(name, '/opt/tree', dst);
+    assert.equal(await readFile(join(dst, 'top.txt'), 'utf8'), 'top');
+    assert.ok((await readFile(join(dst, 'sub', 'data.bin'))).equals(bin));
+    assert.equal((await stat(join(dst, 'sub', 'data.bin'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(dst, 'sub', 'deeper', 'run.sh'))).mode & 0o777, 0o755);
+    assert.equal(await readlink(join(dst, 'link')), 'sub/data.bin');
+  });
+
+  test('paths with traversal or not absolute are refused before sending', async () => {
+    for (const bad of ['relative/path', '/root/../etc/passwd', '/root/\0x']) {
+      await assert.rejects(lxd.instances.files.pull(name, bad), InvalidArgumentError);
+      await assert.rejects(lxd.instances.files.push(name, bad, 'x'), InvalidArgumentError);
+    }
+    await assert.rejects(lxd.instances.files.push(name, '/root/m', 'x', { mode: 0o17777 }), InvalidArgumentError);
+  });
+});
