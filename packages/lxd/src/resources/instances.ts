@@ -8,6 +8,7 @@ import type {
   Instance,
   InstanceFull,
   InstancePut,
+  InstanceSnapshot,
   InstanceSource,
   InstanceState,
   InstanceStatePut,
@@ -167,10 +168,15 @@ export class Instances extends Resource {
     return this.create({ ...extra, name, source }, opts);
   }
 
-  /** Copies an instance, or a snapshot (`source` = `name/snapshot`), to a new instance. */
-  copy(source: string, name: string, opts: CopyOptions = {}): Promise<LxdOperation> {
+  /**
+   * Copies an instance, or a snapshot (`source` = `name/snapshot`), to a new instance. As the Go
+   * client does, the source's architecture, config, devices and profiles travel with the request
+   * (LXD does not fill them in for snapshot copies).
+   */
+  async copy(source: string, name: string, opts: CopyOptions = {}): Promise<LxdOperation> {
     const [instance, snapshot, ...rest] = source.split('/');
     checkInstanceName(instance, 'source');
+    checkInstanceName(name);
     if (rest.length > 0 || snapshot === '') {
       throw new InvalidArgumentError({
         message: `Invalid copy source ${JSON.stringify(source)}`,
@@ -179,12 +185,21 @@ export class Instances extends Resource {
       });
     }
     const { instanceOnly, stateful, config, profiles, ...callOpts } = opts;
+    const from: Instance | InstanceSnapshot =
+      snapshot === undefined
+        ? await this.get(instance as string, callOpts)
+        : await this.snapshots.get(instance as string, snapshot, callOpts);
     const req: InstanceCreate = {
       name,
+      architecture: from.architecture,
+      config: { ...from.config, ...config },
+      devices: from.devices,
+      ephemeral: from.ephemeral,
+      profiles: profiles ?? from.profiles,
       source: { type: 'copy', source, instance_only: instanceOnly ?? false, live: stateful ?? false },
     };
-    if (config) req.config = config;
-    if (profiles) req.profiles = profiles;
+    // Volatile keys name the source's MACs and idmaps; LXD regenerates them for the copy.
+    for (const key of Object.keys(req.config ?? {})) if (key.startsWith('volatile.')) delete req.config?.[key];
     return this.create(req, callOpts);
   }
 
