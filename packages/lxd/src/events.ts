@@ -189,6 +189,7 @@ export class EventStream implements AsyncIterable<LxdEvent> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.buffer.length = 0;
     this.abort.abort();
     this.socket?.close();
     this.socket?.removeAllListeners('message');
