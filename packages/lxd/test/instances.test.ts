@@ -181,7 +181,7 @@ describe('instances', () => {
       return true;
     });
     for (const bad of ['', '1abc', 'has space', 'x'.repeat(64), '../etc', 'end-']) {
-      assert.throws(() => lxd.instances.create({ name: bad }), InvalidArgumentError);
+      await assert.rejects(lxd.instances.create({ name: bad }), InvalidArgumentError);
     }
     await assert.rejects(lxd.instances.setState('vmpt-x', 'explode' as 'start'), InvalidArgumentError);
     const noImage = uniqueName('noimg');

@@ -15,11 +15,11 @@ export class InstanceBackups extends Resource {
     return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts));
   }
 
-  list(name: string, opts: LxdCallOptions = {}): Promise<InstanceBackup[]> {
+  async list(name: string, opts: LxdCallOptions = {}): Promise<InstanceBackup[]> {
     return this.call('GET', this.base(name), { ...opts, query: { recursion: 1 } });
   }
 
-  get(name: string, backup: string, opts: LxdCallOptions = {}): Promise<InstanceBackup> {
+  async get(name: string, backup: string, opts: LxdCallOptions = {}): Promise<InstanceBackup> {
     return this.read<InstanceBackup>(this.base(name, backup), opts);
   }
 

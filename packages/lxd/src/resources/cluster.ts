@@ -4,7 +4,7 @@ import { type LxdCallOptions, namesFromUrls, Resource, type UpdateOptions } from
 
 /** Clustering. A standalone server answers `enabled: false` and an empty member list. */
 export class ClusterResource extends Resource {
-  get(opts: LxdCallOptions = {}): Promise<ClusterInfo> {
+  async get(opts: LxdCallOptions = {}): Promise<ClusterInfo> {
     return this.read<ClusterInfo>('/1.0/cluster', opts);
   }
 
@@ -16,11 +16,11 @@ export class ClusterResource extends Resource {
     return namesFromUrls(await this.call<string[]>('GET', '/1.0/cluster/members', opts));
   }
 
-  members(opts: LxdCallOptions = {}): Promise<ClusterMember[]> {
+  async members(opts: LxdCallOptions = {}): Promise<ClusterMember[]> {
     return this.call('GET', '/1.0/cluster/members', { ...opts, query: { recursion: 1 } });
   }
 
-  member(name: string, opts: LxdCallOptions = {}): Promise<ClusterMember> {
+  async member(name: string, opts: LxdCallOptions = {}): Promise<ClusterMember> {
     return this.read<ClusterMember>(path`/1.0/cluster/members/${name}`, opts);
   }
 

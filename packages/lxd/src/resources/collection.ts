@@ -39,12 +39,12 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
   }
 
   /** Full objects (recursion=1). */
-  list(opts: ListOptions = {}): Promise<T[]> {
+  async list(opts: ListOptions = {}): Promise<T[]> {
     return this.call<T[]>('GET', this.base, { ...this.scope(opts), query: listQuery(opts, 1) });
   }
 
   /** One object; its ETag is kept for `etagOf`. */
-  get(name: string, opts: LxdCallOptions = {}): Promise<T> {
+  async get(name: string, opts: LxdCallOptions = {}): Promise<T> {
     return this.read<T>(this.item(name), opts);
   }
 

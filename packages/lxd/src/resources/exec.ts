@@ -92,12 +92,12 @@ export class InstanceExec extends Resource {
   }
 
   /** Starts a command with stdin/stdout/stderr as Node streams. */
-  spawn(name: string, opts: ExecOptions): Promise<ExecProcess> {
+  async spawn(name: string, opts: ExecOptions): Promise<ExecProcess> {
     return this.start(name, opts, false);
   }
 
   /** Starts a command on a PTY: resize and signals go over the control socket. */
-  interactive(name: string, opts: InteractiveOptions): Promise<ExecProcess> {
+  async interactive(name: string, opts: InteractiveOptions): Promise<ExecProcess> {
     return this.start(name, opts, true);
   }
 

@@ -108,7 +108,7 @@ export class Instances extends Resource {
   }
 
   /** Instances with their configuration (recursion=1). */
-  list(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<Instance[]> {
+  async list(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<Instance[]> {
     return this.call('GET', '/1.0/instances', {
       ...this.scope(opts),
       query: { ...listQuery(opts, 1), 'instance-type': opts.type },
@@ -116,7 +116,7 @@ export class Instances extends Resource {
   }
 
   /** Instances with state, snapshots and backups in one call (recursion=2). */
-  listFull(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<InstanceFull[]> {
+  async listFull(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<InstanceFull[]> {
     return this.call('GET', '/1.0/instances', {
       ...this.scope(opts),
       query: { ...listQuery(opts, 2), 'instance-type': opts.type },
@@ -124,12 +124,12 @@ export class Instances extends Resource {
   }
 
   /** One instance; `etagOf(result)` gives the ETag for a later update. */
-  get(name: string, opts: LxdCallOptions = {}): Promise<Instance> {
+  async get(name: string, opts: LxdCallOptions = {}): Promise<Instance> {
     return this.read<Instance>(this.item(name), opts);
   }
 
   /** One instance with state, snapshots and backups. */
-  getFull(name: string, opts: LxdCallOptions = {}): Promise<InstanceFull> {
+  async getFull(name: string, opts: LxdCallOptions = {}): Promise<InstanceFull> {
     return this.read<InstanceFull>(this.item(name), { ...opts, query: { recursion: 1 } });
   }
 
@@ -144,7 +144,7 @@ export class Instances extends Resource {
   }
 
   /** Creates an instance; the operation's wait() resolves when it exists (stopped, unless `start`). */
-  create(req: InstanceCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
+  async create(req: InstanceCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
     checkInstanceName(req.name);
     return this.operation('POST', '/1.0/instances', { ...opts, body: { source: { type: 'none' }, ...req } });
   }
@@ -228,12 +228,12 @@ export class Instances extends Resource {
     await this.operationDone('DELETE', this.item(name), rest);
   }
 
-  state(name: string, opts: LxdCallOptions = {}): Promise<InstanceState> {
+  async state(name: string, opts: LxdCallOptions = {}): Promise<InstanceState> {
     return this.call('GET', `${this.item(name)}/state`, opts);
   }
 
   /** Changes the power state; returns the operation unwaited. */
-  setState(name: string, action: StateAction, opts: StateOptions = {}): Promise<LxdOperation> {
+  async setState(name: string, action: StateAction, opts: StateOptions = {}): Promise<LxdOperation> {
     if (!ACTIONS.includes(action)) {
       return Promise.reject(
         new InvalidArgumentError({
@@ -275,22 +275,22 @@ export class Instances extends Resource {
   }
 
   /** Runs a command to the end: `{ exitCode, stdout, stderr }` with Buffers. */
-  exec(name: string, opts: ExecBufferedOptions): Promise<ExecResult> {
+  async exec(name: string, opts: ExecBufferedOptions): Promise<ExecResult> {
     return this.execs.run(name, opts);
   }
 
   /** Starts a command with Node streams for stdin/stdout/stderr. */
-  spawn(name: string, opts: ExecOptions): Promise<ExecProcess> {
+  async spawn(name: string, opts: ExecOptions): Promise<ExecProcess> {
     return this.execs.spawn(name, opts);
   }
 
   /** Starts a command on a PTY with resize and signals. */
-  execInteractive(name: string, opts: InteractiveOptions): Promise<ExecProcess> {
+  async execInteractive(name: string, opts: InteractiveOptions): Promise<ExecProcess> {
     return this.execs.interactive(name, opts);
   }
 
   /** Runs a command with LXD recording its output (no websockets). */
-  execRecorded(name: string, opts: ExecOptions): Promise<ExecResult> {
+  async execRecorded(name: string, opts: ExecOptions): Promise<ExecResult> {
     return this.execs.recorded(name, opts);
   }
 

@@ -9,12 +9,12 @@ export class Networks extends Collection<Network, NetworksPost & { name: string 
   }
 
   /** DHCP leases of a managed network (the gateway's own entries included). */
-  leases(name: string, opts: LxdCallOptions = {}): Promise<NetworkLease[]> {
+  async leases(name: string, opts: LxdCallOptions = {}): Promise<NetworkLease[]> {
     return this.call('GET', `${this.item(name)}/leases`, opts);
   }
 
   /** Link state, addresses and counters. */
-  state(name: string, opts: LxdCallOptions = {}): Promise<NetworkState> {
+  async state(name: string, opts: LxdCallOptions = {}): Promise<NetworkState> {
     return this.call('GET', `${this.item(name)}/state`, opts);
   }
 }

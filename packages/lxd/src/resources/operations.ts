@@ -24,7 +24,7 @@ export class Operations extends Resource {
     return Object.values(byState).flat();
   }
 
-  get(id: string, opts: LxdCallOptions = {}): Promise<Operation> {
+  async get(id: string, opts: LxdCallOptions = {}): Promise<Operation> {
     return this.call('GET', path`/1.0/operations/${id}`, opts);
   }
 
@@ -38,7 +38,7 @@ export class Operations extends Resource {
   }
 
   /** Waits server-side for the operation to end (LXD's /wait), at most `timeout` ms. */
-  wait(id: string, opts: LxdCallOptions = {}): Promise<Operation> {
+  async wait(id: string, opts: LxdCallOptions = {}): Promise<Operation> {
     const seconds = opts.timeout === undefined ? -1 : Math.ceil(opts.timeout / 1000);
     return this.call('GET', path`/1.0/operations/${id}/wait`, {
       ...opts,

@@ -9,7 +9,7 @@ export class Projects extends Collection<Project, ProjectsPost & { name: string 
   }
 
   /** Resource usage against the project's limits. */
-  state(name: string, opts: LxdCallOptions = {}): Promise<ProjectState> {
+  async state(name: string, opts: LxdCallOptions = {}): Promise<ProjectState> {
     return this.call('GET', `${this.item(name)}/state`, { ...opts, project: undefined });
   }
 }

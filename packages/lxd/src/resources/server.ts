@@ -24,7 +24,7 @@ export interface TrustRequest extends LxdCallOptions {
 
 export class ServerResource extends Resource {
   /** The server's configuration and environment; an untrusted client gets the public subset. */
-  get(opts: LxdCallOptions = {}): Promise<ServerInfo> {
+  async get(opts: LxdCallOptions = {}): Promise<ServerInfo> {
     return this.read<ServerInfo>('/1.0', opts);
   }
 
@@ -43,7 +43,7 @@ export class ServerResource extends Resource {
   }
 
   /** Hardware of the host: CPU, memory, GPUs, NICs, disks, PCI/USB. */
-  resources(opts: LxdCallOptions = {}): Promise<Resources> {
+  async resources(opts: LxdCallOptions = {}): Promise<Resources> {
     return this.call('GET', '/1.0/resources', opts);
   }
 

@@ -22,11 +22,11 @@ export class InstanceSnapshots extends Resource {
     return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts));
   }
 
-  list(name: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot[]> {
+  async list(name: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot[]> {
     return this.call('GET', this.base(name), { ...opts, query: { recursion: 1 } });
   }
 
-  get(name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot> {
+  async get(name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot> {
     return this.read<InstanceSnapshot>(this.base(name, snapshot), opts);
   }
 
@@ -37,7 +37,7 @@ export class InstanceSnapshots extends Resource {
   }
 
   /** Takes a snapshot, returning the operation unwaited. */
-  createOperation(name: string, req: SnapshotCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
+  async createOperation(name: string, req: SnapshotCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
     checkObjectName(req.name, 'snapshot name');
     return this.operation('POST', this.base(name), { ...opts, body: req });
   }

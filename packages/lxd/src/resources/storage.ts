@@ -38,7 +38,7 @@ export class StoragePools extends Collection<
   }
 
   /** Space and inode usage of a pool. */
-  resources(name: string, opts: LxdCallOptions = {}): Promise<ResourcesStoragePool> {
+  async resources(name: string, opts: LxdCallOptions = {}): Promise<ResourcesStoragePool> {
     return this.call('GET', `${this.item(name)}/resources`, opts);
   }
 }
@@ -66,11 +66,11 @@ export class StorageVolumes extends Resource {
     return namesFromUrls(urls);
   }
 
-  list(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<StorageVolume[]> {
+  async list(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<StorageVolume[]> {
     return this.call('GET', this.base(pool, opts.type), { ...opts, query: listQuery(opts, 1) });
   }
 
-  get(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<StorageVolume> {
+  async get(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<StorageVolume> {
     return this.read<StorageVolume>(this.base(pool, type, name), opts);
   }
 
@@ -128,7 +128,12 @@ export class StorageVolumes extends Resource {
     await op?.wait({ signal: opts.signal });
   }
 
-  state(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<StorageVolumeState> {
+  async state(
+    pool: string,
+    type: StorageVolumeType,
+    name: string,
+    opts: LxdCallOptions = {},
+  ): Promise<StorageVolumeState> {
     return this.call('GET', `${this.base(pool, type, name)}/state`, opts);
   }
 
@@ -145,7 +150,12 @@ export class StorageVolumes extends Resource {
     });
   }
 
-  getSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<StorageVolumeSnapshot> {
+  async getSnapshot(
+    pool: string,
+    name: string,
+    snapshot: string,
+    opts: LxdCallOptions = {},
+  ): Promise<StorageVolumeSnapshot> {
     return this.read<StorageVolumeSnapshot>(`${this.base(pool, 'custom', name)}/snapshots${path`/${snapshot}`}`, opts);
   }
 

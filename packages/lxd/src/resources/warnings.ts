@@ -3,10 +3,10 @@ import type { Warning, WarningPut } from '../types/api.js';
 import { type ListOptions, type LxdCallOptions, listQuery, Resource } from './base.js';
 
 export class Warnings extends Resource {
-  list(opts: ListOptions = {}): Promise<Warning[]> {
+  async list(opts: ListOptions = {}): Promise<Warning[]> {
     return this.call('GET', '/1.0/warnings', { ...opts, query: listQuery(opts, 1) });
   }
-  get(uuid: string, opts: LxdCallOptions = {}): Promise<Warning> {
+  async get(uuid: string, opts: LxdCallOptions = {}): Promise<Warning> {
     return this.call('GET', path`/1.0/warnings/${uuid}`, opts);
   }
   async update(uuid: string, put: WarningPut, opts: LxdCallOptions = {}): Promise<void> {
