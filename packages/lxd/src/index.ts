@@ -2,13 +2,19 @@ export type { CallOptions, Logger } from '@vmplane/common';
 export {
   AbortError,
   ApiError,
+  BadRequestError,
   ConflictError,
   ConnectionError,
+  ForbiddenError,
   InvalidArgumentError,
   NotFoundError,
   OperationFailedError,
   PreconditionFailedError,
+  RateLimitedError,
+  ServerError,
   TimeoutError,
+  UnauthorizedError,
+  ValidationError,
   VmplaneError,
 } from '@vmplane/common';
 export { LxdClient, type LxdConnectOptions } from './client.js';
