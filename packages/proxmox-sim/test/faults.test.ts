@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loggedIn, Raw, sim } from './helpers.js';
+
+const guests = [{ vmid: 100, node: 'pve1', status: 'stopped' as const }];
+
+test('failNext answers the given status N times, by concrete path or template, then recovers', async () => {
+  const s = await sim({ nodes: 1, guests });
+  const api = new Raw(s).useToken();
+  s.faults.failNext('/nodes', { times: 2, status: 503 });
+  assert.equal((await api.get('/nodes')).status, 503);
+  assert.equal((await api.get('/nodes')).status, 503);
+  assert.equal((await api.get('/nodes')).status, 200);
+  s.faults.failNext('/nodes/{node}/qemu/{vmid}/status/current', { status: 500, message: 'boom' });
+  const a = await api.get('/nodes/pve1/qemu/100/status/current');
+  assert.equal(a.status, 500);
+  assert.equal(a.reason, 'boom');
+  s.faults.failNext('/nodes/*/qemu/**', { method: 'POST' });
+  assert.equal((await api.get('/nodes/pve1/qemu/100/config')).status, 200, 'only POSTs match');
+  assert.equal((await api.post('/nodes/pve1/qemu/100/status/start')).status, 503);
+});
+
+test('failRate is seeded and deterministic', async () => {
+  const run = async () => {
+    const s = await sim({ nodes: 1, guests, seed: 42 });
+    const api = new Raw(s).useToken();
+    s.faults.failRate('/version', 0.5);
+    const out: number[] = [];
+    for (let i = 0; i < 20; i++) out.push((await api.get('/version')).status);
+    return out;
+  };
+  const a = await run();
+  const b = await run();
+  assert.deepEqual(a, b);
+  assert.ok(a.includes(503) && a.includes(200));
+});
+
+test('dropNext destroys the connection without an answer', async () => {
+  const s = await sim({ nodes: 1, guests });
+  const api = new Raw(s).useToken();
+  s.faults.dropNext('/version');
+  await assert.rejects(api.get('/version'));
+  assert.equal((await api.get('/version')).status, 200);
+});
+
+test('latency delays answers; a failing task ends with the injected exitstatus', async () => {
+  const s = await sim({ nodes: 1, guests });
+  const api = await loggedIn(s);
+  s.faults.latency = 30;
+  const t0 = Date.now();
+  await api.get('/version');
+  assert.ok(Date.now() - t0 >= 25);
+  s.faults.latency = 0;
+  s.faults.failNextTask('qmstart', 'start failed: no space left');
+  const t = await api.wait(String((await api.post('/nodes/pve1/qemu/100/status/start')).body.data));
+  assert.equal(t.exitstatus, 'start failed: no space left');
+  const cur = await api.get('/nodes/pve1/qemu/100/status/current');
+  assert.equal((cur.body.data as { status: string }).status, 'stopped');
+  const next = await api.wait(String((await api.post('/nodes/pve1/qemu/100/status/start')).body.data));
+  assert.equal(next.exitstatus, 'OK');
+});
+
+test('an offline node answers 595 and shows offline; requests are counted per route', async () => {
+  const s = await sim({ nodes: 2, guests });
+  const api = new Raw(s).useToken();
+  s.faults.nodeOffline('pve1');
+  const a = await api.get('/nodes/pve1/status');
+  assert.equal(a.status, 595);
+  assert.equal(a.reason, 'No route to host');
+  s.faults.nodeOnline('pve1');
+  assert.equal((await api.get('/nodes/pve1/status')).status, 200);
+  assert.equal(s.requests.count('GET', '/nodes/{node}/status'), 2);
+  assert.equal(s.requests.total, 2);
+});
