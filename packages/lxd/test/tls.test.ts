@@ -58,7 +58,7 @@ describe('TLS with a client certificate', () => {
     local = await connect();
     dir = await mkdtemp(join(tmpdir(), 'vmpt-tls-'));
     const server = await local.server.get();
-    previousAddress = server.config['core.https_address'];
+    previousAddress = server.config['core.https_address'] as string | undefined;
     if (previousAddress) address = previousAddress.startsWith(':') ? `127.0.0.1${previousAddress}` : previousAddress;
     else {
       address = `127.0.0.1:${await freePort()}`;
