@@ -29,6 +29,10 @@ export {
   type LxdEvent,
   type ReconnectInfo,
 } from './events.js';
+export { type AliasCreate, checkAliasName, ImageAliases } from './images/aliases.js';
+export { ChecksumMismatchError } from './images/errors.js';
+export * from './images/streams.js';
+export type { ImageData, ProgressCallback, TransferProgress } from './images/transfer.js';
 export { checkInstanceName, checkInstancePath } from './names.js';
 export { LxdOperation, type OperationProgress, progressOf } from './operation.js';
 export type { ListOptions, LxdCallOptions, UpdateOptions } from './resources/base.js';
@@ -50,6 +54,7 @@ export type {
   PushOptions,
   TreeOptions,
 } from './resources/files.js';
+export type * from './resources/images.js';
 export type { Images } from './resources/images.js';
 export type {
   CopyOptions,
@@ -66,6 +71,7 @@ export type { Projects } from './resources/projects.js';
 export type { ConnectionInfo, ServerResource, TrustRequest } from './resources/server.js';
 export type { SnapshotCreate } from './resources/snapshots.js';
 export type { StoragePools, StorageVolumes, StorageVolumeType, VolumeCopyOptions } from './resources/storage.js';
+export * from './simplestreams.js';
 export { discoverSocket } from './socket.js';
 export { LxdTransport, type LxdTransportOptions, type Pem } from './transport.js';
 export type * from './types/api.js';
