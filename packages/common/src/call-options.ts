@@ -40,7 +40,6 @@ export function deadline(opts: CallOptions = {}, backend?: string): Deadline {
       () => fire(new TimeoutError({ message: `Timed out after ${timeout} ms`, backend, timeout })),
       Math.max(0, timeout),
     );
-    timer.unref?.();
   }
   return {
     signal: controller.signal,

@@ -34,7 +34,9 @@ export class InstanceConsole extends Resource {
       op.websocket(fds.control ?? '', { signal: opts.signal }),
     ]);
     const output = new PassThrough();
-    data.on('message', (chunk: Buffer) => output.write(chunk));
+    data.on('message', (chunk: Buffer) => {
+      if (!output.writableEnded) output.write(chunk);
+    });
     data.once('close', () => output.end());
     data.on('error', () => {});
     control.on('error', () => {});

@@ -268,7 +268,7 @@ function pump(ws: WebSocket, out: PassThrough): Promise<void> {
         finish();
         return;
       }
-      out.write(data);
+      if (!out.writableEnded) out.write(data);
     };
     ws.on('message', onMessage);
     ws.once('close', finish);
