@@ -125,6 +125,8 @@ export function exchange(req: HttpExchange): Promise<HttpResponse> {
         req.onUploadProgress?.(sent);
       });
       body.on('error', (e) => request.destroy(e));
+      // An aborted upload releases its source too (an open file, the caller's stream).
+      req.signal.addEventListener('abort', () => body.destroy(), { once: true });
       body.pipe(request);
     }
   });

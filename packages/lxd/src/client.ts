@@ -12,7 +12,7 @@ import { Projects } from './resources/projects.js';
 import { ServerResource } from './resources/server.js';
 import { StoragePools } from './resources/storage.js';
 import { Warnings } from './resources/warnings.js';
-import { SimpleStreamsClient } from './simplestreams.js';
+import { SimpleStreamsClient, type SimpleStreamsOptions } from './simplestreams.js';
 import { discoverSocket } from './socket.js';
 import { LxdTransport, type LxdTransportOptions } from './transport.js';
 import type { Server as ServerInfo } from './types/api.js';
@@ -84,8 +84,8 @@ export class LxdClient {
   }
 
   /** A read-only client for a SimpleStreams image server (images.linuxcontainers.org style). */
-  static connectSimpleStreams(url: string): SimpleStreamsClient {
-    return new SimpleStreamsClient(url);
+  static connectSimpleStreams(url: string, opts: SimpleStreamsOptions = {}): SimpleStreamsClient {
+    return new SimpleStreamsClient(url, opts);
   }
 
   /** Re-reads the server (API extensions, auth state). */

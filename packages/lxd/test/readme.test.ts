@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readmeExamples, runExample } from '../../../tools/readme-examples.js';
+import { IMAGE_ALIAS, IMAGE_DIR } from './support/lxd.js';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -11,7 +12,10 @@ for (const readme of ['README.md']) {
   test(`${readme} has runnable examples`, () => assert.ok(examples.length >= 3));
   for (const example of examples) {
     test(`${readme} example at line ${example.line} runs`, async () => {
-      const run = await runExample(packageDir, example);
+      const run = await runExample(packageDir, example, {
+        VMPLANE_IMAGE_DIR: IMAGE_DIR,
+        VMPLANE_IMAGE_ALIAS: IMAGE_ALIAS,
+      });
       assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);
     });
   }
