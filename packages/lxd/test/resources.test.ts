@@ -1,18 +1,24 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import {
   etagOf,
   InvalidArgumentError,
   type LxdClient,
   LxdError,
   NotFoundError,
+  OperationFailedError,
   PreconditionFailedError,
   writable,
 } from '@vmplane/lxd';
 import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+
+const run = promisify(execFile);
 
 describe('resource families', () => {
   let lxd: LxdClient;
@@ -171,6 +177,92 @@ describe('resource families', () => {
     const cluster = await lxd.cluster.get();
     assert.equal(cluster.enabled, false);
     assert.equal(await lxd.cluster.isClustered(), false);
+    await assert.rejects(
+      lxd.cluster.members(),
+      (e: unknown) => e instanceof LxdError && /not clustered/.test(e.message),
+    );
+  });
+
+  test('a finished operation keeps its result after LXD has forgotten it', async () => {
+    const name = uniqueName('forgot');
+    try {
+      const op = await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS });
+      // LXD drops finished operations about 5 s after they end; look only after that.
+      let forgotten = false;
+      for (let i = 0; i < 40 && !forgotten; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        forgotten = await lxd.operations.get(op.id).then(
+          () => false,
+          (e: unknown) => e instanceof NotFoundError,
+        );
+      }
+      assert.ok(forgotten, 'LXD still remembers the operation');
+      const done = await op.wait();
+      assert.equal(done.status, 'Success');
+      assert.equal(done.id, op.id);
+    } finally {
+      await removeInstance(lxd, name);
+    }
+  });
+
+  test("a failed operation is a typed OperationFailedError with the daemon's reason", async () => {
+    const name = uniqueName('opfail');
+    try {
+      await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
+      await assert.rejects(lxd.instances.snapshots.restore(name, 'no-such-snapshot'), (e: unknown) => {
+        assert.ok(e instanceof OperationFailedError);
+        assert.ok(e instanceof LxdError);
+        assert.equal(e.code, 400);
+        assert.match(e.message, /no-such-snapshot does not exist/);
+        return true;
+      });
+    } finally {
+      await removeInstance(lxd, name);
+    }
+  });
+
+  test('certificates: add a client certificate, rename it, remove it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmpt-cert-'));
+    const name = uniqueName('cert');
+    try {
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:secp384r1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        join(dir, 'c'),
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${name}`,
+      ]);
+      const pem = await readFile(join(dir, 'c'), 'utf8');
+      const fingerprint = new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
+      await lxd.certificates.create({
+        type: 'client',
+        name,
+        certificate: Buffer.from(new X509Certificate(pem).raw).toString('base64'),
+      });
+      const cert = await lxd.certificates.get(fingerprint);
+      assert.equal(cert.name, name);
+      await lxd.certificates.update(
+        fingerprint,
+        { ...writable.certificate(cert), name: `${name}-b` },
+        { etag: etagOf(cert) },
+      );
+      assert.equal((await lxd.certificates.get(fingerprint)).name, `${name}-b`);
+      assert.ok((await lxd.certificates.names()).includes(fingerprint));
+      await lxd.certificates.delete(fingerprint);
+      await assert.rejects(lxd.certificates.get(fingerprint), NotFoundError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('operations, certificates and warnings list; a finished operation is remembered by its object', async () => {
