@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import {
   etagOf,
   InvalidArgumentError,
@@ -16,9 +14,8 @@ import {
   PreconditionFailedError,
   writable,
 } from '@vmplane/lxd';
+import { makeCertificate } from './support/certs.js';
 import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
-
-const run = promisify(execFile);
 
 describe('resource families', () => {
   let lxd: LxdClient;
@@ -225,25 +222,7 @@ describe('resource families', () => {
     const dir = await mkdtemp(join(tmpdir(), 'vmpt-cert-'));
     const name = uniqueName('cert');
     try {
-      await run('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:secp384r1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'k'),
-        '-out',
-        join(dir, 'c'),
-        '-days',
-        '1',
-        '-subj',
-        `/CN=${name}`,
-      ]);
-      const pem = await readFile(join(dir, 'c'), 'utf8');
-      const fingerprint = new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
+      const { cert: pem, fingerprint } = await makeCertificate(dir, name);
       await lxd.certificates.create({
         type: 'client',
         name,

@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { ConnectionError, ForbiddenError, LxdClient, NotFoundError } from '@vmplane/lxd';
+import { makeCertificate } from './support/certs.js';
 import { connect, uniqueName } from './support/lxd.js';
-
-const run = promisify(execFile);
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -20,31 +16,6 @@ async function freePort(): Promise<number> {
       srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });
   });
-}
-
-async function makeCert(dir: string, cn: string): Promise<{ cert: string; key: string; fingerprint: string }> {
-  const certPath = join(dir, `${cn}.crt`);
-  const keyPath = join(dir, `${cn}.key`);
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:secp384r1',
-    '-nodes',
-    '-keyout',
-    keyPath,
-    '-out',
-    certPath,
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${cn}`,
-  ]);
-  const cert = await readFile(certPath, 'utf8');
-  const fingerprint = new X509Certificate(cert).fingerprint256.replaceAll(':', '').toLowerCase();
-  return { cert, key: await readFile(keyPath, 'utf8'), fingerprint };
 }
 
 describe('TLS with a client certificate', () => {
@@ -75,7 +46,7 @@ describe('TLS with a client certificate', () => {
 
   test('an untrusted client joins with a trust token, then works, then is removed', async () => {
     const name = uniqueName('tls');
-    const client = await makeCert(dir, name);
+    const client = await makeCertificate(dir, name);
     const { token, operationId } = await local.certificates.createToken(name);
     const remote = await LxdClient.connect({
       url: `https://${address}`,
@@ -106,8 +77,8 @@ describe('TLS with a client certificate', () => {
   });
 
   test('a server whose certificate is not the pinned one is refused', async () => {
-    const other = await makeCert(dir, uniqueName('notserver'));
-    const client = await makeCert(dir, uniqueName('client'));
+    const other = await makeCertificate(dir, uniqueName('notserver'));
+    const client = await makeCertificate(dir, uniqueName('client'));
     await assert.rejects(
       LxdClient.connect({ url: `https://${address}`, cert: client.cert, key: client.key, serverCert: other.cert }),
       ConnectionError,

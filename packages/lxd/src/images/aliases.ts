@@ -1,7 +1,7 @@
 import { InvalidArgumentError, PreconditionFailedError, path } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { etagOf } from '../etag.js';
-import { type LxdCallOptions, Resource, type UpdateOptions } from '../resources/base.js';
+import { found, type LxdCallOptions, Resource, type UpdateOptions } from '../resources/base.js';
 import type { ImageAliasesEntry, ImageAliasesEntryPut } from '../types/api.js';
 import { checkFingerprint } from './validate.js';
 
@@ -47,14 +47,8 @@ export class ImageAliases extends Resource {
     return this.read<ImageAliasesEntry>(this.item(name), opts);
   }
 
-  async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
-    try {
-      await this.get(name, opts);
-      return true;
-    } catch (error) {
-      if ((error as { status?: number }).status === 404) return false;
-      throw error;
-    }
+  exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
+    return found(this.get(name, opts));
   }
 
   async create(alias: AliasCreate, opts: LxdCallOptions = {}): Promise<void> {

@@ -1,4 +1,4 @@
-import type { CallOptions, QueryValue } from '@vmplane/common';
+import { type CallOptions, NotFoundError, type QueryValue } from '@vmplane/common';
 import { withEtag } from '../etag.js';
 import { LxdOperation } from '../operation.js';
 import type { LxdRequest, LxdTransport, Method } from '../transport.js';
@@ -77,6 +77,17 @@ export abstract class Resource {
     const req: LxdRequest = { ...rest, method, path };
     if (project !== undefined) req.project = project;
     return req;
+  }
+}
+
+/** Whether a read finds its object: false on 404, the error otherwise. */
+export async function found(read: Promise<unknown>): Promise<boolean> {
+  try {
+    await read;
+    return true;
+  } catch (error) {
+    if (error instanceof NotFoundError) return false;
+    throw error;
   }
 }
 

@@ -1,6 +1,7 @@
 import { path } from '@vmplane/common';
 import { checkObjectName } from '../names.js';
 import {
+  found,
   type ListOptions,
   type LxdCallOptions,
   listQuery,
@@ -48,14 +49,8 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
     return this.read<T>(this.item(name), opts);
   }
 
-  async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
-    try {
-      await this.get(name, opts);
-      return true;
-    } catch (error) {
-      if ((error as { status?: number }).status === 404) return false;
-      throw error;
-    }
+  exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
+    return found(this.get(name, opts));
   }
 
   async create(body: TCreate, opts: LxdCallOptions = {}): Promise<void> {

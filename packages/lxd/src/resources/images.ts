@@ -19,6 +19,7 @@ import type { LxdOperation, OperationProgress } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import type { Image, ImageAlias, ImagePut, ImagesPost, ImagesPostSource, Operation } from '../types/api.js';
 import {
+  found,
   type ListOptions,
   type LxdCallOptions,
   listQuery,
@@ -197,14 +198,8 @@ export class Images extends Resource {
     return this.get(entry.target, opts);
   }
 
-  async exists(fingerprint: string, opts: LxdCallOptions = {}): Promise<boolean> {
-    try {
-      await this.get(fingerprint, opts);
-      return true;
-    } catch (error) {
-      if ((error as { status?: number }).status === 404) return false;
-      throw error;
-    }
+  exists(fingerprint: string, opts: LxdCallOptions = {}): Promise<boolean> {
+    return found(this.get(fingerprint, opts));
   }
 
   /** Replaces the writable fields; with `etag` (from `etagOf`), fails with 412 if the image changed. */
