@@ -1359,10 +1359,11 @@ on('GET', '/nodes/{node}/qemu/{vmid}/migrate', (ctx) => {
 on('GET', '/nodes/{node}/lxc/{vmid}/migrate', (ctx) => {
   const g = guestOf(ctx, 'lxc');
   const others = [...ctx.state.nodes.values()].filter((n) => n.name !== g.node);
+  // The container API spells these keys with dashes, unlike the VM API.
   return {
     running: g.status === 'running' ? 1 : 0,
-    allowed_nodes: others.filter((n) => n.online).map((n) => n.name),
-    not_allowed_nodes: {},
+    'allowed-nodes': others.filter((n) => n.online).map((n) => n.name),
+    'not-allowed-nodes': Object.fromEntries(others.filter((n) => !n.online).map((n) => [n.name, {}])),
   };
 });
 

@@ -1,4 +1,6 @@
+import { apiErrorFromStatus, type CallOptions, ConnectionError, redactText, withDeadline } from '@vmplane/common';
 import { WebSocket } from 'ws';
+import { BACKEND } from './errors.js';
 import type { ProxmoxTransport } from './transport.js';
 
 export type ConsoleKind = 'kvm' | 'lxc' | 'shell';
@@ -95,34 +97,62 @@ export class ConsoleConnection {
   }
 }
 
-/** Opens `.../vncwebsocket?port=..&vncticket=..` with the client's own credentials and TLS policy. */
+/**
+ * Opens `.../vncwebsocket?port=..&vncticket=..` with the client's own credentials and TLS policy.
+ * `timeout` bounds the upgrade (default: the client's call timeout); `signal` aborts it.
+ */
 export async function openConsoleSocket(
   t: ProxmoxTransport,
   apiPath: string,
   port: number,
   vncticket: string,
-  signal?: AbortSignal,
+  opts: CallOptions = {},
 ): Promise<ConsoleConnection> {
   const url = new URL(`${t.apiUrl}${apiPath}`);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.searchParams.set('port', String(port));
   url.searchParams.set('vncticket', vncticket);
-  const headers = await t.auth.headers(false);
-  const socket = new WebSocket(url, ['binary'], { agent: t.agent, headers });
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      socket.terminate();
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    socket.once('open', () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
+  return withDeadline({ signal: opts.signal, timeout: opts.timeout ?? t.timeout }, BACKEND, async (d) => {
+    const headers = await t.auth.headers(false);
+    const socket = new WebSocket(url, ['binary'], { agent: t.agent, headers });
+    // Frames that arrive with the upgrade answer are kept: the connection starts listening at once.
+    const connection = new ConsoleConnection(socket);
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        socket.terminate();
+        reject(d.signal.reason);
+      };
+      if (d.signal.aborted) return onAbort();
+      d.signal.addEventListener('abort', onAbort, { once: true });
+      socket.once('open', () => {
+        d.signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      socket.once('unexpected-response', (_req, res) => {
+        d.signal.removeEventListener('abort', onAbort);
+        socket.terminate();
+        reject(
+          apiErrorFromStatus({
+            status: res.statusCode ?? 500,
+            backend: BACKEND,
+            // The URL carries the one-time ticket: only the path is named.
+            message: `GET ${apiPath}: ${res.statusMessage ?? `HTTP ${res.statusCode}`}`,
+            method: 'GET',
+            path: apiPath,
+          }),
+        );
+      });
+      socket.once('error', (e) => {
+        d.signal.removeEventListener('abort', onAbort);
+        reject(
+          new ConnectionError({
+            message: `GET ${apiPath}: ${redactText(e.message)}`,
+            backend: BACKEND,
+            sent: true,
+          }),
+        );
+      });
     });
-    socket.once('error', (e) => {
-      signal?.removeEventListener('abort', onAbort);
-      reject(e);
-    });
+    return connection;
   });
-  return new ConsoleConnection(socket);
 }

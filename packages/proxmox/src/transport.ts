@@ -119,6 +119,11 @@ export class ProxmoxTransport {
     }
   }
 
+  /** The default timeout of a call, in ms. */
+  get timeout(): number {
+    return this.#timeout;
+  }
+
   get<T>(path: string, spec: RequestSpec = {}): Promise<T> {
     return this.request<T>('GET', path, spec);
   }

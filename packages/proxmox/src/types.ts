@@ -285,3 +285,29 @@ export interface ExecResult {
   /** The agent cut stdout or stderr short. */
   truncated: boolean;
 }
+
+/** `GET /nodes/{node}/qemu/{vmid}/migrate`: PVE's own migration preconditions. */
+export interface QemuMigratePrecondition {
+  running: boolean;
+  /** Nodes an offline migration may target (PVE lists them only for a stopped VM). */
+  allowed_nodes?: string[];
+  /** Nodes that cannot take the VM, with the reasons. */
+  not_allowed_nodes?: Record<string, MigrateRefusal>;
+  local_disks: Array<{ volid: string; size?: number; cdrom?: boolean | number; is_unused?: boolean | number }>;
+  /** Local resources (PCI, USB devices) that block a migration. */
+  local_resources: string[];
+  'mapped-resources'?: string[];
+}
+
+/** `GET /nodes/{node}/lxc/{vmid}/migrate`. */
+export interface LxcMigratePrecondition {
+  running: boolean;
+  'allowed-nodes'?: string[];
+  'not-allowed-nodes'?: Record<string, MigrateRefusal>;
+}
+
+/** Why PVE will not migrate a guest to one node. */
+export interface MigrateRefusal {
+  unavailable_storages?: string[];
+  'blocking-ha-resources'?: Array<{ sid: string; cause: string }>;
+}

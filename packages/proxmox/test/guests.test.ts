@@ -3,9 +3,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { decodeSshKeys, InvalidArgumentError, type ProxmoxClient } from '@vmplane/proxmox';
+import { decodeSshKeys, InvalidArgumentError, type ProxmoxClient, UnauthorizedError } from '@vmplane/proxmox';
 import type { Simulator } from '@vmplane/proxmox-sim';
 import { passwordClient, sim, violations } from './sim.js';
+
+const escapeRe = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const seedGuests = [
   { vmid: 100, node: 'pve1', type: 'qemu' as const, name: 'web', status: 'running' as const, config: { agent: '1' } },
@@ -161,14 +163,31 @@ for (const tls of [false, true]) {
       assert.equal(await pve.qemu('pve1', 101).agent.isRunning(), false, 'stopped VM: agent not running');
       assert.ok((await agent.networkInterfaces()).some((i) => i.name !== 'lo'));
       assert.ok((await agent.filesystems()).length > 0);
+      // exec sends the argument vector and input-data; exec-status returns what the simulated
+      // guest's `cat` read from its stdin.
       const { pid } = await agent.exec(['cat'], { input: 'hello' });
       assert.ok(pid > 0);
+      const status = await agent.execStatus(pid);
+      assert.equal(status.exited, true);
+      assert.equal(status.exitcode, 0);
+      assert.equal(status['out-data'], 'hello');
       await agent.fileWrite('/tmp/note.txt', 'written by vmplane');
       assert.equal((await agent.fileRead('/tmp/note.txt')).content, 'written by vmplane');
+      await agent.fileWrite('/tmp/bin.dat', new Uint8Array([0x68, 0x69]));
+      assert.equal((await agent.fileRead('/tmp/bin.dat')).content, 'hi', 'binary content sent base64');
       const r = await agent.execute(['echo', 'hi'], { timeout: 10_000 });
-      assert.equal(typeof r.exitCode, 'number');
-      assert.equal(typeof r.stdout, 'string');
-      assert.equal(typeof r.stderr, 'string');
+      assert.deepEqual(r, { exitCode: 0, stdout: 'hi\n', stderr: '', truncated: false });
+      const cat = await agent.execute(['cat', '/tmp/note.txt'], { timeout: 10_000 });
+      assert.equal(cat.stdout, 'written by vmplane');
+      const failed = await agent.execute(['sh', '-c', 'echo oops >&2; exit 3'], { timeout: 10_000 });
+      assert.equal(failed.exitCode, 3);
+      assert.equal(failed.stdout, '');
+      assert.equal(failed.stderr, 'oops\n');
+      const piped = await agent.execute('cat', { input: 'from stdin', timeout: 10_000 });
+      assert.equal(piped.stdout, 'from stdin');
+      // A command that runs longer than the simulated clock allows is polled until it exits.
+      const slow = await agent.execute(['sh', '-c', 'sleep 0.05; echo done'], { timeout: 10_000, interval: 10 });
+      assert.equal(slow.stdout, 'done\n');
       await assert.rejects(agent.exec([]), InvalidArgumentError);
     });
 
@@ -177,8 +196,27 @@ for (const tls of [false, true]) {
       const vm = pve.qemu('pve1', 100);
       const proxy = await vm.vncProxy();
       assert.ok(proxy.port > 0 && proxy.ticket);
-      const conn = await vm.vncWebSocket(proxy);
-      conn.close();
+      // The one-time ticket opens the websocket, and the VNC server speaks first: the RFB banner.
+      const conn = await vm.vncWebSocket(proxy, { timeout: 10_000 });
+      for await (const frame of conn.messages()) {
+        assert.equal(frame.toString('latin1'), 'RFB 003.008\n');
+        break; // leaving the loop closes the socket
+      }
+      assert.notEqual(conn.socket.readyState, conn.socket.OPEN);
+      await assert.rejects(vm.vncWebSocket(proxy, { timeout: 10_000 }), (e: unknown) => {
+        assert.ok(e instanceof UnauthorizedError, String(e));
+        assert.doesNotMatch(e.message, new RegExp(escapeRe(proxy.ticket)), 'the ticket stays out of the error');
+        return true;
+      });
+      // Without a proxy, vncWebSocket asks for a fresh one.
+      const fresh = await vm.vncWebSocket(undefined, { timeout: 10_000 });
+      const banner = await fresh.messages().next();
+      assert.equal(banner.value?.toString('latin1'), 'RFB 003.008\n');
+      fresh.close();
+      // A node shell through vncshell opens the same way.
+      const shell0 = await pve.node('pve1').shellWebSocket(undefined, { timeout: 10_000 });
+      assert.equal((await shell0.messages().next()).value?.toString('latin1'), 'RFB 003.008\n');
+      shell0.close();
       const url = new URL(vm.consoleUrl({ name: 'web', vncticket: proxy.ticket }));
       assert.equal(url.searchParams.get('console'), 'kvm');
       assert.equal(url.searchParams.get('novnc'), '1');
@@ -248,6 +286,42 @@ for (const tls of [false, true]) {
       s.faults.nodeOffline('pve3');
       await assert.rejects(copy.migrate('pve3'), /offline/);
       s.faults.nodeOnline('pve3');
+      const migrations = () => s.requests.count('POST', '/nodes/{node}/qemu/{vmid}/migrate');
+      const before = migrations();
+      // A running VM with a local disk: PVE's precondition check says so before anything is sent.
+      const live = await pve.qemu('pve1', 101).clone({ name: 'live', full: true, storage: 'local' });
+      await live.task.wait();
+      const liveVm = pve.qemu('pve1', live.vmid);
+      await (await liveVm.start()).wait();
+      const pre = await liveVm.migratePrecondition('pve2');
+      assert.equal(pre.running, true);
+      assert.ok(pre.local_disks.some((d) => d.volid.startsWith('local:')));
+      await assert.rejects(
+        liveVm.migrate('pve2'),
+        (e: unknown) => e instanceof InvalidArgumentError && /online/.test(e.message),
+      );
+      await assert.rejects(
+        liveVm.migrate('pve2', { online: true }),
+        (e: unknown) => e instanceof InvalidArgumentError && /withLocalDisks/.test(e.message),
+      );
+      assert.equal(migrations(), before, 'refused migrations never reached PVE');
+      await (
+        await liveVm.migrate('pve2', { online: true, withLocalDisks: true, targetStorage: 'shared', bwlimit: 10_240 })
+      ).wait();
+      const liveMoved = await pve.qemu('pve2', live.vmid).status.current();
+      assert.equal(liveMoved.status, 'running', 'a live migration keeps the VM running');
+      const movedDisks = (await pve.qemu('pve2', live.vmid).config()).disks.filter((d) => !d.isCdrom);
+      assert.ok(movedDisks.length > 0 && movedDisks.every((d) => d.storage === 'shared'), 'targetstorage was applied');
+      await (await pve.qemu('pve2', live.vmid).stop()).wait();
+      await (await pve.qemu('pve2', live.vmid).delete({ purge: true })).wait();
+      // A running container moves only with restart.
+      const ctMigrations = () => s.requests.count('POST', '/nodes/{node}/lxc/{vmid}/migrate');
+      const ctBefore = ctMigrations();
+      await assert.rejects(
+        pve.lxc('pve2', 200).migrate('pve1'),
+        (e: unknown) => e instanceof InvalidArgumentError && /restart/.test(e.message),
+      );
+      assert.equal(ctMigrations(), ctBefore);
       await (await copy.migrate('pve2', { withLocalDisks: true })).wait();
       const moved = pve.qemu('pve2', vmid);
       assert.equal((await moved.status.current()).vmid, vmid);

@@ -10,6 +10,7 @@ import type {
   ClusterStatusEntry,
   GuestNetworkInterface,
   LxcStatus,
+  MigrateRefusal,
   QemuStatus,
   TermProxy,
   VncProxy,
@@ -169,7 +170,8 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   /** Copies the guest; without `newid` it takes the cluster's next free VMID. */
   async clone(opts: CloneOptions = {}): Promise<CloneResult> {
     const vmid =
-      opts.newid ?? Number(await this.ctx.t.get<number | string>('/cluster/nextid', { signal: opts.signal }));
+      opts.newid ??
+      Number(await this.ctx.t.get<number | string>('/cluster/nextid', { signal: opts.signal, timeout: opts.timeout }));
     const params: Record<string, unknown> = {
       newid: vmid,
       description: opts.description,
@@ -188,16 +190,34 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   }
 
   /**
-   * Checks a migration target before asking PVE: it must exist in the cluster, be online and differ
-   * from the guest's node. Throws InvalidArgumentError (nothing was sent to migrate) otherwise.
+   * Checks a migration target before asking PVE to migrate: it must differ from the guest's node,
+   * be a member of the cluster and online (`/cluster/status`), and PVE's own precondition check
+   * (`GET .../migrate?target=`) must not refuse it (unavailable storage, blocking HA resources).
+   * Throws InvalidArgumentError, with nothing sent to migrate, otherwise.
    */
-  protected async checkMigrationTarget(target: string, signal?: AbortSignal): Promise<void> {
+  protected async checkMigrationTarget(target: string, opts: CallOptions): Promise<void> {
     const fail = (message: string) => new InvalidArgumentError({ message, argument: 'target', backend: BACKEND });
-    if (target === this.node) throw fail(`${this.type} ${this.vmid} is already on ${target}`);
-    const status = await this.ctx.t.get<ClusterStatusEntry[]>('/cluster/status', { signal });
+    const what = `${this.type === 'qemu' ? 'VM' : 'CT'} ${this.vmid}`;
+    if (target === this.node) throw fail(`${what} is already on ${target}`);
+    const call = { signal: opts.signal, timeout: opts.timeout };
+    const status = await this.ctx.t.get<ClusterStatusEntry[]>('/cluster/status', call);
     const entry = status.find((e) => e.type === 'node' && e.name === target);
     if (!entry) throw fail(`Target node ${target} is not a member of this cluster`);
     if (!entry.online) throw fail(`Target node ${target} is offline`);
+  }
+
+  /** Turns PVE's reasons for refusing a target node into one sentence. */
+  protected refusal(target: string, reason: MigrateRefusal): InvalidArgumentError {
+    const parts: string[] = [];
+    if (reason.unavailable_storages?.length)
+      parts.push(`storage not available there: ${reason.unavailable_storages.join(', ')}`);
+    if (reason['blocking-ha-resources']?.length)
+      parts.push(`blocked by HA resources: ${reason['blocking-ha-resources'].map((r) => r.sid).join(', ')}`);
+    return new InvalidArgumentError({
+      message: `PVE refuses to migrate ${this.type === 'qemu' ? 'VM' : 'CT'} ${this.vmid} to ${target}${parts.length ? ` (${parts.join('; ')})` : ''}`,
+      argument: 'target',
+      backend: BACKEND,
+    });
   }
 
   vncProxy(opts: CallOptions & { websocket?: boolean } = {}): Promise<VncProxy> {
@@ -210,7 +230,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   /** Opens the VNC websocket for a proxy from `vncProxy()` (a fresh one when none is given). */
   async vncWebSocket(proxy?: VncProxy, opts: CallOptions = {}): Promise<ConsoleConnection> {
     const p = proxy ?? (await this.vncProxy(opts));
-    return openConsoleSocket(this.ctx.t, this.p('/vncwebsocket'), p.port, p.ticket, opts.signal);
+    return openConsoleSocket(this.ctx.t, this.p('/vncwebsocket'), p.port, p.ticket, opts);
   }
 
   /** PVE's console page for this guest (noVNC, or xterm.js with `xterm`). */

@@ -1,8 +1,9 @@
-import type { CallOptions } from '@vmplane/common';
+import { type CallOptions, InvalidArgumentError } from '@vmplane/common';
+import { BACKEND } from '../errors.js';
 import type { GuestConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
 import type { Task } from '../task.js';
-import type { GuestNetworkInterface, LxcStatus, TermProxy } from '../types.js';
+import type { GuestNetworkInterface, LxcMigratePrecondition, LxcStatus, TermProxy } from '../types.js';
 import type { Context } from './context.js';
 import { type ConfigUpdateOptions, type ConfigValues, GuestApi } from './guest.js';
 
@@ -48,7 +49,17 @@ export class LxcApi extends GuestApi<LxcStatus> {
 
   /** Migrates after checking the target; a running container needs `restart`. */
   async migrate(target: string, opts: LxcMigrateOptions = {}): Promise<Task> {
-    await this.checkMigrationTarget(target, opts.signal);
+    await this.checkMigrationTarget(target, opts);
+    const pre = await this.migratePrecondition(target, opts);
+    const refused = pre['not-allowed-nodes']?.[target];
+    if (refused) throw this.refusal(target, refused);
+    if (pre.running && !opts.restart && !opts.online) {
+      throw new InvalidArgumentError({
+        message: `CT ${this.vmid} is running: pass restart: true (containers cannot migrate live)`,
+        argument: 'restart',
+        backend: BACKEND,
+      });
+    }
     const task = await this.task('POST', '/migrate', opts, {
       target,
       restart: opts.restart,
@@ -59,6 +70,11 @@ export class LxcApi extends GuestApi<LxcStatus> {
     });
     this.ctx.invalidateNode(target);
     return task;
+  }
+
+  /** PVE's migration preconditions for this container (`GET .../migrate`), optionally for one target. */
+  migratePrecondition(target?: string, opts: CallOptions = {}): Promise<LxcMigratePrecondition> {
+    return this.ctx.t.get<LxcMigratePrecondition>(this.p('/migrate'), { ...opts, params: { target } });
   }
 
   /** Converts the container to a template; PVE does this synchronously. */

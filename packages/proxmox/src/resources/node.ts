@@ -266,7 +266,7 @@ export class NodeApi {
   /** Opens the websocket of a shell proxy (vncshell or termproxy). */
   async shellWebSocket(proxy?: { port: number; ticket: string }, opts: CallOptions = {}): Promise<ConsoleConnection> {
     const p = proxy ?? (await this.vncShell(opts));
-    return openConsoleSocket(this.ctx.t, this.#p('/vncwebsocket'), p.port, p.ticket, opts.signal);
+    return openConsoleSocket(this.ctx.t, this.#p('/vncwebsocket'), p.port, p.ticket, opts);
   }
 
   /** PVE's console page for this node's shell. */

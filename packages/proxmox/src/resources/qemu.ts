@@ -4,7 +4,7 @@ import { BACKEND } from '../errors.js';
 import type { GuestConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
 import type { Task } from '../task.js';
-import type { GuestNetworkInterface, QemuStatus, TermProxy } from '../types.js';
+import type { GuestNetworkInterface, QemuMigratePrecondition, QemuStatus, TermProxy } from '../types.js';
 import { AgentApi } from './agent.js';
 import type { Context } from './context.js';
 import { type ConfigUpdateOptions, type ConfigValues, GuestApi } from './guest.js';
@@ -83,7 +83,21 @@ export class QemuApi extends GuestApi<QemuStatus> {
 
   /** Migrates to another node after checking that it exists, is online and differs from this one. */
   async migrate(target: string, opts: QemuMigrateOptions = {}): Promise<Task> {
-    await this.checkMigrationTarget(target, opts.signal);
+    await this.checkMigrationTarget(target, opts);
+    const pre = await this.migratePrecondition(target, opts);
+    const refused = pre.not_allowed_nodes?.[target];
+    if (refused) throw this.refusal(target, refused);
+    if (pre.running) {
+      const fail = (message: string) => new InvalidArgumentError({ message, argument: 'online', backend: BACKEND });
+      if (!opts.online) throw fail(`VM ${this.vmid} is running: pass online: true for a live migration`);
+      if (pre.local_resources.length > 0)
+        throw fail(`VM ${this.vmid} uses local resources (${pre.local_resources.join(', ')}): it cannot move live`);
+      const local = pre.local_disks.filter((d) => !d.cdrom && !d.is_unused);
+      if (local.length > 0 && !opts.withLocalDisks)
+        throw fail(
+          `VM ${this.vmid} has local disks (${local.map((d) => d.volid).join(', ')}): pass withLocalDisks: true`,
+        );
+    }
     const task = await this.task('POST', '/migrate', opts, {
       target,
       online: opts.online,
@@ -96,6 +110,11 @@ export class QemuApi extends GuestApi<QemuStatus> {
     });
     this.ctx.invalidateNode(target);
     return task;
+  }
+
+  /** PVE's migration preconditions for this VM (`GET .../migrate`), optionally for one target. */
+  migratePrecondition(target?: string, opts: CallOptions = {}): Promise<QemuMigratePrecondition> {
+    return this.ctx.t.get<QemuMigratePrecondition>(this.p('/migrate'), { ...opts, params: { target } });
   }
 
   /** Converts the VM to a template (optionally only one disk). */
