@@ -97,6 +97,20 @@ test('the cluster view enriches with at most `concurrency` requests in flight', 
   assert.ok(max > 1, 'enrichment runs in parallel');
 });
 
+test("the caller's signal stops the cluster view's background enrichment", async () => {
+  const s = await sim({ nodes: 2, guests: 20, latency: 20 });
+  const pve = tokenClient(s);
+  const controller = new AbortController();
+  const view = await pve.cluster.view({ concurrency: 2, fresh: true, signal: controller.signal });
+  controller.abort();
+  await assert.rejects(view.enriched);
+  assert.equal(view.done, true);
+  const sent = s.requests.total;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(s.requests.total <= sent + 2, 'no new enrichment requests after the abort');
+  assert.ok(!view.latest.guests.every((g) => g.enriched), 'enrichment stopped early');
+});
+
 test('the simulator recorded no schema violations from this client', () => {
   assert.deepEqual(violations(), []);
 });

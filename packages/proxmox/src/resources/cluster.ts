@@ -38,10 +38,19 @@ export class ClusterView {
   readonly #abort = new AbortController();
 
   /** @internal */
-  constructor(initial: Cluster, run: (view: ClusterView, signal: AbortSignal) => Promise<Cluster>) {
+  constructor(
+    initial: Cluster,
+    run: (view: ClusterView, signal: AbortSignal) => Promise<Cluster>,
+    signal?: AbortSignal | undefined,
+  ) {
     this.initial = initial;
     this.#latest = initial;
+    // The caller's signal stops the enrichment too, like cancel().
+    const onAbort = () => this.#abort.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     this.enriched = run(this, this.#abort.signal).finally(() => {
+      signal?.removeEventListener('abort', onAbort);
       this.#done = true;
       this.#notify();
     });
@@ -154,64 +163,69 @@ export class ClusterApi {
     const initial = aggregateCluster(status, resources);
     const concurrency = opts.concurrency ?? 8;
     const addresses = opts.addresses ?? true;
-    const call = { fresh: opts.fresh };
-    return new ClusterView(initial, async (view, signal) => {
-      const nodeDetails = new Map<string, NodeStatus>();
-      const nodeErrors = new Map<string, string>();
-      const guests = new Map(initial.guests.map((g) => [`${g.type}/${g.vmid}`, g]));
-      const onlineNodes = new Set(initial.nodes.filter((n) => n.online).map((n) => n.name));
-      let dirty = false;
-      const rebuild = () => {
-        dirty = false;
-        view.publish(aggregateCluster(status, resources, { nodeDetails, nodeErrors, guests: [...guests.values()] }));
-      };
-      // Publishing after every answer would rebuild the view hundreds of times; batch per tick.
-      const touch = () => {
-        if (dirty) return;
-        dirty = true;
-        setImmediate(() => {
-          if (dirty && !signal.aborted) rebuild();
-        });
-      };
-      type Job = { kind: 'node'; name: string } | { kind: 'guest'; guest: ClusterGuest };
-      const jobs: Job[] = [
-        ...[...onlineNodes].map((name): Job => ({ kind: 'node', name })),
-        ...initial.guests.filter((g) => onlineNodes.has(g.node)).map((guest): Job => ({ kind: 'guest', guest })),
-      ];
-      await forEachLimit(
-        jobs,
-        concurrency,
-        async (job) => {
-          const o = { ...call, signal };
-          if (job.kind === 'node') {
-            try {
-              nodeDetails.set(
-                job.name,
-                await this.ctx.t.get<NodeStatus>(path`/nodes/${job.name}/status`, {
-                  ...o,
-                  cache: this.ctx.nodeCache(job.name),
-                }),
-              );
-            } catch (error) {
-              if (signal.aborted) throw error;
-              nodeErrors.set(job.name, error instanceof Error ? error.message : String(error));
+    // `timeout` bounds each request; `signal` also stops the background enrichment.
+    const call = { fresh: opts.fresh, timeout: opts.timeout };
+    return new ClusterView(
+      initial,
+      async (view, signal) => {
+        const nodeDetails = new Map<string, NodeStatus>();
+        const nodeErrors = new Map<string, string>();
+        const guests = new Map(initial.guests.map((g) => [`${g.type}/${g.vmid}`, g]));
+        const onlineNodes = new Set(initial.nodes.filter((n) => n.online).map((n) => n.name));
+        let dirty = false;
+        const rebuild = () => {
+          dirty = false;
+          view.publish(aggregateCluster(status, resources, { nodeDetails, nodeErrors, guests: [...guests.values()] }));
+        };
+        // Publishing after every answer would rebuild the view hundreds of times; batch per tick.
+        const touch = () => {
+          if (dirty) return;
+          dirty = true;
+          setImmediate(() => {
+            if (dirty && !signal.aborted) rebuild();
+          });
+        };
+        type Job = { kind: 'node'; name: string } | { kind: 'guest'; guest: ClusterGuest };
+        const jobs: Job[] = [
+          ...[...onlineNodes].map((name): Job => ({ kind: 'node', name })),
+          ...initial.guests.filter((g) => onlineNodes.has(g.node)).map((guest): Job => ({ kind: 'guest', guest })),
+        ];
+        await forEachLimit(
+          jobs,
+          concurrency,
+          async (job) => {
+            const o = { ...call, signal };
+            if (job.kind === 'node') {
+              try {
+                nodeDetails.set(
+                  job.name,
+                  await this.ctx.t.get<NodeStatus>(path`/nodes/${job.name}/status`, {
+                    ...o,
+                    cache: this.ctx.nodeCache(job.name),
+                  }),
+                );
+              } catch (error) {
+                if (signal.aborted) throw error;
+                nodeErrors.set(job.name, error instanceof Error ? error.message : String(error));
+              }
+            } else {
+              guests.set(`${job.guest.type}/${job.guest.vmid}`, await this.#enrichGuest(job.guest, addresses, o));
             }
-          } else {
-            guests.set(`${job.guest.type}/${job.guest.vmid}`, await this.#enrichGuest(job.guest, addresses, o));
-          }
-          touch();
-        },
-        signal,
-      );
-      signal.throwIfAborted();
-      // Guests on offline nodes cannot be enriched: mark them so the caller can tell.
-      for (const [k, g] of guests) {
-        if (!g.enriched && !g.enrichError)
-          guests.set(k, Object.freeze({ ...g, enrichError: `node ${g.node} is offline` }));
-      }
-      rebuild();
-      return view.latest;
-    });
+            touch();
+          },
+          signal,
+        );
+        signal.throwIfAborted();
+        // Guests on offline nodes cannot be enriched: mark them so the caller can tell.
+        for (const [k, g] of guests) {
+          if (!g.enriched && !g.enrichError)
+            guests.set(k, Object.freeze({ ...g, enrichError: `node ${g.node} is offline` }));
+        }
+        rebuild();
+        return view.latest;
+      },
+      opts.signal,
+    );
   }
 
   async #enrichGuest(
