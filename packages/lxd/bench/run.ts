@@ -203,8 +203,7 @@ async function pushPull(
       if (f.type !== 'file') throw new Error(`pulled a ${f.type}`);
       check('pull', sha256(f.content));
       pullFile = await timed(async () => {
-        const h = await lxd.instances.files.pullStream(WORK, remote);
-        await pipeline(h.stream, createWriteStream(local));
+        await lxd.instances.files.pullToFile(WORK, remote, local);
       });
       break;
     }

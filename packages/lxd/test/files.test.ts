@@ -47,6 +47,17 @@ describe('files', () => {
     assert.ok(Buffer.concat(chunks).equals(Buffer.concat(parts)));
   });
 
+  test('pull straight to a local file keeps content and mode; a directory is refused', async () => {
+    const content = randomBytes(9 * 1024 * 1024 + 123);
+    await lxd.instances.files.push(name, '/root/big.bin', content, { mode: 0o604 });
+    const target = join(local, 'big.bin');
+    const got = await lxd.instances.files.pullToFile(name, '/root/big.bin', target);
+    assert.equal(got.size, content.length);
+    assert.ok((await readFile(target)).equals(content));
+    assert.equal((await stat(target)).mode & 0o777, 0o604);
+    await assert.rejects(lxd.instances.files.pullToFile(name, '/root', join(local, 'nope')), InvalidArgumentError);
+  });
+
   test('append and overwrite', async () => {
     await lxd.instances.files.push(name, '/root/log.txt', 'one\n');
     await lxd.instances.files.push(name, '/root/log.txt', 'two\n', { write: 'append' });

@@ -1,8 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import { join, posix, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { InvalidArgumentError, path } from '@vmplane/common';
 import { checkInstanceName, checkInstancePath } from '../names.js';
 import { type LxdCallOptions, Resource } from './base.js';
@@ -73,6 +72,26 @@ export class InstanceFiles extends Resource {
       this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
     );
     return { ...fileHeaders(res.headers), stream: res.stream };
+  }
+
+  /** Downloads a file straight to a local path, keeping its mode; returns its headers and size. */
+  async pullToFile(
+    name: string,
+    filePath: string,
+    localPath: string,
+    opts: LxdCallOptions = {},
+  ): Promise<FileHeaders & { size: number }> {
+    const head = await this.pullStream(name, filePath, opts);
+    if (head.type !== 'file') {
+      head.stream.destroy();
+      throw new InvalidArgumentError({
+        message: `${filePath} is a ${head.type}, not a file`,
+        argument: 'path',
+        backend: 'lxd',
+      });
+    }
+    const { stream, ...headers } = head;
+    return { ...headers, size: await writeBatched(stream, localPath, head.mode) };
   }
 
   /** Writes a file (Buffer, string or stream), creates a directory, or makes a symlink (content = target). */
@@ -196,7 +215,7 @@ export class InstanceFiles extends Resource {
         await symlink(insideTree ? posix.relative(posix.dirname(remote), target) : target, local);
         opts.onEntry?.(remote, 'symlink');
       } else {
-        await pipeline(head.stream, createWriteStream(local, { mode: head.mode }));
+        await writeBatched(head.stream, local, head.mode);
         opts.onEntry?.(remote, 'file');
       }
     };
@@ -229,6 +248,45 @@ function fileHeaders(headers: Record<string, string | string[] | undefined>): Fi
     gid: Number(header(headers, 'x-lxd-gid') ?? 0),
     mode: Number.parseInt(header(headers, 'x-lxd-mode') ?? '0', 8),
   };
+}
+
+const BATCH = 4 * 1024 * 1024;
+
+/**
+ * Writes a download to a file in few large writev calls, overlapping the next read with the
+ * current write: one write per 64 KiB chunk (what a piped write stream does) costs ~20% on big files.
+ */
+async function writeBatched(stream: Readable, localPath: string, mode: number): Promise<number> {
+  const file: FileHandle = await open(localPath, 'w', mode || 0o644);
+  let total = 0;
+  let batch: Buffer[] = [];
+  let batched = 0;
+  let writing: Promise<unknown> = Promise.resolve();
+  try {
+    for await (const chunk of stream) {
+      batch.push(chunk as Buffer);
+      batched += (chunk as Buffer).length;
+      if (batched >= BATCH) {
+        await writing;
+        writing = file.writev(batch);
+        total += batched;
+        batch = [];
+        batched = 0;
+      }
+    }
+    await writing;
+    if (batched > 0) await file.writev(batch);
+    return total + batched;
+  } catch (error) {
+    // No half-written file stays behind a failed download.
+    await writing.catch(() => {});
+    await file.close().catch(() => {});
+    await rm(localPath, { force: true });
+    throw error;
+  } finally {
+    await writing.catch(() => {});
+    await file.close().catch(() => {});
+  }
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
