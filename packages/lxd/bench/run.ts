@@ -302,12 +302,16 @@ try {
       cycleTotal[c].push(cyc[c].reduce((a, b) => a + b, 0));
     }
 
-    // (2) sequential execs, interleaved per call; the total is the sum of the client's calls.
+    // (2) 100 sequential execs per client, as a block (clients in rotating order). Interleaving
+    // single calls would charge each client for the daemon still tearing down the previous
+    // client's session (pylxd leaves its websockets to close lazily).
     log(`  exec x${EXECS}`);
     const ex = samples();
-    for (let i = 0; i < EXECS; i++) {
-      stopIfAborting();
-      for (const c of clients) ex[c].push(await exec(c));
+    for (const c of clients) {
+      for (let i = 0; i < EXECS; i++) {
+        stopIfAborting();
+        ex[c].push(await exec(c));
+      }
     }
     for (const c of CLIENTS) {
       execEach[c].push(...ex[c]);
