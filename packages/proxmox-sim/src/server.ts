@@ -60,6 +60,15 @@ export interface RequestEntry {
   path: string;
   template: string | undefined;
   status: number;
+  /** Media type of the request body (`application/json`, no parameters); absent without one. */
+  contentType?: string;
+  /**
+   * Names of the parameters the request carried in its query string and body (sorted; path
+   * parameters left out). Never their values. Absent when the request failed before parsing.
+   */
+  params?: string[];
+  /** Simulator clock time (ms) at which the request arrived. */
+  at?: number;
 }
 
 /** Counts of requests, per `METHOD /template`, plus the last entries. */
@@ -370,6 +379,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     const q = rawUrl.indexOf('?');
     const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const query = q < 0 ? '' : rawUrl.slice(q + 1);
+    const at = clock.now();
+    const ctypeHeader = req.headers['content-type'];
+    const contentType = ctypeHeader ? (ctypeHeader.split(';')[0] ?? '').trim().toLowerCase() || undefined : undefined;
+    let paramNames: string[] | undefined;
     let extjs = false;
     let apiPath: string;
     if (rawPath.startsWith('/api2/json/') || rawPath === '/api2/json') apiPath = rawPath.slice(10);
@@ -377,7 +390,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       apiPath = rawPath.slice(11);
       extjs = true;
     } else {
-      requests.record({ method, path: rawPath, template: undefined, status: 404 });
+      requests.record({
+        method,
+        path: rawPath,
+        template: undefined,
+        status: 404,
+        ...(contentType ? { contentType } : {}),
+        at,
+      });
       sendError(res, 404, 'Not Found', false);
       return;
     }
@@ -450,6 +470,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
           parseMultipart(body, (boundary?.[1] ?? boundary?.[2] ?? '').trim(), raw, files);
         } else parseQuery(body.toString('utf8'), raw);
       }
+      paramNames = Object.keys(raw).sort();
       Object.assign(raw, match.params);
       const { params, errors } = validateParams(op, raw);
       if (errors) {
@@ -491,7 +512,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         sendError(res, 500, `internal simulator error: ${e instanceof Error ? e.message : String(e)}`, extjs);
       }
     } finally {
-      requests.record({ method, path, template, status });
+      requests.record({
+        method,
+        path,
+        template,
+        status,
+        ...(contentType ? { contentType } : {}),
+        ...(paramNames ? { params: paramNames } : {}),
+        at,
+      });
     }
   };
 

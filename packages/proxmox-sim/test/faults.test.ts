@@ -72,3 +72,30 @@ test('an offline node answers 595 and shows offline; requests are counted per ro
   assert.equal(s.requests.count('GET', '/nodes/{node}/status'), 2);
   assert.equal(s.requests.total, 2);
 });
+
+test('the request log records content type and parameter names, never values', async () => {
+  const s = await sim({ nodes: 1, guests });
+  const api = await loggedIn(s);
+  const secret = s.credentials.password;
+  await api.call('PUT', '/nodes/pve1/qemu/100/config', { description: 'form body', cores: 2 });
+  await api.call('PUT', '/nodes/pve1/qemu/100/config', { description: 'json body' }, true);
+  await api.get('/nodes/pve1/qemu/100/config', { current: 1 });
+  const login = s.requests.entries.find((e) => e.template === '/access/ticket');
+  assert.equal(login?.contentType, 'application/x-www-form-urlencoded');
+  assert.deepEqual(login?.params, ['password', 'username']);
+  const puts = s.requests.entries.filter((e) => e.method === 'PUT');
+  assert.deepEqual(
+    puts.map((e) => [e.contentType, e.params]),
+    [
+      ['application/x-www-form-urlencoded', ['cores', 'description']],
+      ['application/json', ['description']],
+    ],
+  );
+  const get = s.requests.entries.at(-1);
+  assert.equal(get?.contentType, undefined);
+  assert.deepEqual(get?.params, ['current']);
+  assert.ok(typeof get?.at === 'number' && get.at >= (login?.at ?? Infinity), 'entries carry the simulator time');
+  const logged = JSON.stringify(s.requests.entries);
+  for (const value of [secret, 'form body', 'json body']) assert.ok(!logged.includes(value), `${value} not logged`);
+  assert.deepEqual(s.violations, []);
+});
