@@ -15,12 +15,10 @@ export async function sim(options: SimulatorOptions = {}): Promise<Simulator> {
 
 type Extra = Partial<Omit<ProxmoxClientOptions, 'username' | 'password' | 'tokenId' | 'tokenSecret' | 'baseUrl'>>;
 
-/** A client logging in with root@pam's password, trusting the simulator's certificate by pin. */
-export function passwordClient(s: Simulator, extra: Extra = {}): ProxmoxClient {
+function simClient(s: Simulator, auth: Partial<ProxmoxClientOptions>, extra: Extra): ProxmoxClient {
   const c = new ProxmoxClient({
     baseUrl: s.url,
-    username: s.credentials.username,
-    password: s.credentials.password,
+    ...auth,
     ...(s.fingerprint ? { fingerprint: s.fingerprint } : {}),
     retry: { initial: 5, max: 20 },
     ...extra,
@@ -29,17 +27,14 @@ export function passwordClient(s: Simulator, extra: Extra = {}): ProxmoxClient {
   return c;
 }
 
+/** A client logging in with root@pam's password, trusting the simulator's certificate by pin. */
+export function passwordClient(s: Simulator, extra: Extra = {}): ProxmoxClient {
+  return simClient(s, { username: s.credentials.username, password: s.credentials.password }, extra);
+}
+
+/** A client authenticating with the simulator's API token. */
 export function tokenClient(s: Simulator, extra: Extra = {}): ProxmoxClient {
-  const c = new ProxmoxClient({
-    baseUrl: s.url,
-    tokenId: s.credentials.tokenId,
-    tokenSecret: s.credentials.tokenSecret,
-    ...(s.fingerprint ? { fingerprint: s.fingerprint } : {}),
-    retry: { initial: 5, max: 20 },
-    ...extra,
-  } as ProxmoxClientOptions);
-  after(() => c.close());
-  return c;
+  return simClient(s, { tokenId: s.credentials.tokenId, tokenSecret: s.credentials.tokenSecret }, extra);
 }
 
 /** A logger that keeps every line, to check what reached it. */
