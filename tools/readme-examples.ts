@@ -41,24 +41,32 @@ export async function runExample(
   const file = join(dir, `example-${example.line}-${process.pid}.mts`);
   await writeFile(file, example.code);
   try {
-    return await new Promise<ExampleRun>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', file], {
-        cwd: packageDir,
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    return await runProcess(process.execPath, ['--conditions=source', '--import', 'tsx', file], {
+      cwd: packageDir,
+      env: { ...process.env, ...env },
     });
   } finally {
     await rm(file, { force: true });
   }
+}
+
+/** Runs a program to its end, collecting its output; rejects only when it cannot start. */
+export function runProcess(
+  command: string,
+  args: readonly string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): Promise<ExampleRun> {
+  return new Promise<ExampleRun>((resolve, reject) => {
+    const child = spawn(command, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

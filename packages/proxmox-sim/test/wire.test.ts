@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import proxmoxApi from 'proxmox-api';
+import { runProcess } from '../../../tools/readme-examples.js';
 import { sim } from './helpers.js';
 
 // scripts/lib.sh installs python3-proxmoxer: a missing package is a broken setup, and the test fails
@@ -40,24 +41,11 @@ test('Debian python3-proxmoxer logs in, lists nodes, starts a VM and waits for t
   );
   const s = await sim({ nodes: 2, guests: [{ vmid: 100, node: 'pve1', status: 'stopped' }], tls: true });
   // Asynchronously: the simulator answers from this very process.
-  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', script, s.host, String(s.port), s.credentials.password], {
-      env: { ...process.env, PYTHONWARNINGS: 'ignore' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  const r = await runProcess(PYTHON, ['-c', script, s.host, String(s.port), s.credentials.password], {
+    env: { ...process.env, PYTHONWARNINGS: 'ignore' },
+    timeout: 60_000,
   });
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines[0], 'nodes pve1,pve2');
   assert.match(lines[1] ?? '', /^upid UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:qmstart:100:root@pam:$/);

@@ -13,8 +13,11 @@ export interface TestCertificate {
   fingerprint: string;
 }
 
-/** A throwaway self-signed client certificate (P-384, as `lxc` makes), written under `dir`. */
-export async function makeCertificate(dir: string, cn: string): Promise<TestCertificate> {
+/**
+ * A throwaway self-signed certificate (P-384, as `lxc` makes), written under `dir`: a client
+ * certificate, or with `san` (e.g. `IP:127.0.0.1`) one a local test server can present.
+ */
+export async function makeCertificate(dir: string, cn: string, opts: { san?: string } = {}): Promise<TestCertificate> {
   const certPath = join(dir, `${cn}.crt`);
   const keyPath = join(dir, `${cn}.key`);
   await run('openssl', [
@@ -33,6 +36,7 @@ export async function makeCertificate(dir: string, cn: string): Promise<TestCert
     '1',
     '-subj',
     `/CN=${cn}`,
+    ...(opts.san ? ['-addext', `subjectAltName=${opts.san}`] : []),
   ]);
   const cert = await readFile(certPath, 'utf8');
   const fingerprint = new X509Certificate(cert).fingerprint256.replaceAll(':', '').toLowerCase();

@@ -4,7 +4,6 @@
  * certificate made with the openssl CLI). Each server's metadata carries a unique marker, so its
  * fingerprint is new to the daemon and tests can delete what they pulled without touching anything else.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
@@ -13,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeCertificate } from './certs.js';
 import { marker, splitMetadata } from './images-tar.js';
 import { IMAGE_DIR, PREFIX } from './lxd.js';
 
@@ -166,31 +166,9 @@ export async function startSimpleStreamsServer(opts: SimpleStreamsServerOptions 
   if (opts.https) {
     const tmp = mkdtempSync(join(tmpdir(), 'vmpt-ss-'));
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-keyout',
-          join(tmp, 'key.pem'),
-          '-out',
-          join(tmp, 'cert.pem'),
-          '-days',
-          '2',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
-      certificate = readFileSync(join(tmp, 'cert.pem'), 'utf8');
-      server = https.createServer({ cert: certificate, key: readFileSync(join(tmp, 'key.pem')) }, handler);
+      const made = await makeCertificate(tmp, '127.0.0.1', { san: 'IP:127.0.0.1' });
+      certificate = made.cert;
+      server = https.createServer({ cert: made.cert, key: made.key }, handler);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
