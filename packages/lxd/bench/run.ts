@@ -5,11 +5,9 @@
  *   npm run bench:lxd [-- --reps 3 --cycles 10 --execs 100 --list 30 --lists 10 --mib 64 --transfers 3]
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LxdClient } from '@vmplane/lxd';
 import { type Cli, startCli, startupProbe } from './cli.js';

@@ -93,12 +93,25 @@ export class EventStream implements AsyncIterable<LxdEvent> {
     const ws = await this.transport.websocket('/1.0/events', this.params(), {
       signal: this.abort.signal,
       ...(project === undefined ? {} : { project }),
+      // The first events can arrive in the tick the socket opens: listen from its creation.
+      onSocket: (socket) => this.listen(socket),
     });
     if (this.closed) {
       ws.close();
       return;
     }
     this.attach(ws);
+  }
+
+  private listen(ws: WebSocket): void {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary || this.closed) return;
+      try {
+        this.push(JSON.parse(data.toString('utf8')) as LxdEvent);
+      } catch {
+        // A frame that is not JSON is not an event; LXD sends none, so ignoring it loses nothing.
+      }
+    });
   }
 
   private attach(ws: WebSocket): void {
@@ -117,14 +130,8 @@ export class EventStream implements AsyncIterable<LxdEvent> {
     ws.on('pong', () => {
       alive = true;
     });
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
+    ws.on('message', () => {
       alive = true;
-      if (isBinary) return;
-      try {
-        this.push(JSON.parse(data.toString('utf8')) as LxdEvent);
-      } catch {
-        // A frame that is not JSON is not an event; LXD sends none, so ignoring it loses nothing.
-      }
     });
     ws.once('close', () => {
       clearInterval(pinger);

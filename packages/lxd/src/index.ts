@@ -73,7 +73,7 @@ export type { SnapshotCreate } from './resources/snapshots.js';
 export type { StoragePools, StorageVolumes, StorageVolumeType, VolumeCopyOptions } from './resources/storage.js';
 export * from './simplestreams.js';
 export { discoverSocket } from './socket.js';
-export { LxdTransport, type LxdTransportOptions, type Pem } from './transport.js';
+export { LxdTransport, type LxdTransportOptions, type Pem, type WebSocketOptions } from './transport.js';
 export type * from './types/api.js';
 export { isFinal, StatusCode, statusCodeString } from './types/status-code.js';
 export { writable } from './writable.js';

@@ -2,7 +2,7 @@ import { type CallOptions, OperationFailedError, path, withDeadline } from '@vmp
 import type WebSocket from 'ws';
 import { BACKEND } from './errors.js';
 import { EventStream } from './events.js';
-import type { LxdTransport } from './transport.js';
+import type { LxdTransport, WebSocketOptions } from './transport.js';
 import type { Operation } from './types/api.js';
 import { isFinal, StatusCode } from './types/status-code.js';
 
@@ -102,7 +102,7 @@ export class LxdOperation {
   }
 
   /** Opens one of the operation's websockets (exec fds, console) with its secret. */
-  websocket(secret: string, opts: CallOptions = {}): Promise<WebSocket> {
+  websocket(secret: string, opts: Omit<WebSocketOptions, 'project'> = {}): Promise<WebSocket> {
     return this.transport.websocket(path`/1.0/operations/${this.id}/websocket`, { secret }, { ...opts, project: null });
   }
 

@@ -253,7 +253,7 @@ export class LxdTransport {
   websocket(
     path: string,
     params: Readonly<Record<string, QueryValue>> = {},
-    opts: CallOptions & { project?: string | null } = {},
+    opts: WebSocketOptions = {},
   ): Promise<WebSocket> {
     const url = this.url(path, params, opts.project);
     const target = this.socketPath
@@ -266,6 +266,9 @@ export class LxdTransport {
         headers: { 'User-Agent': this.userAgent },
         perMessageDeflate: false,
       });
+      // Frames can arrive in the tick the socket opens, before any promise continuation runs;
+      // listeners attached here are the only ones sure to see them.
+      opts.onSocket?.(ws);
       const fail = (error: unknown) => {
         d.dispose();
         ws.removeAllListeners('open');
@@ -316,6 +319,12 @@ export class LxdTransport {
       });
     });
   }
+}
+
+export interface WebSocketOptions extends CallOptions {
+  project?: string | null;
+  /** Called with the socket as soon as it exists, before it opens: attach 'message' listeners here. */
+  onSocket?: (ws: WebSocket) => void;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -38,6 +38,22 @@ describe('exec', () => {
     assert.equal((await lxd.instances.exec(name, { command: ['/no/such/command'] })).exitCode, 127);
   });
 
+  test('output of commands that end at once is never lost, even many at a time', async () => {
+    // LXD before 5.14 can drop the websocket output of such commands (canonical/lxd#11422); `lxc
+    // exec` loses some here. The buffered exec records output instead unless it must feed stdin.
+    for (let round = 0; round < 5; round++) {
+      const runs = Array.from({ length: 12 }, (_, i) =>
+        lxd.instances.exec(name, { command: ['sh', '-c', `echo out-${round}-${i}; echo err-${round}-${i} >&2`] }),
+      );
+      const results = await Promise.all(runs);
+      results.forEach((r, i) => {
+        assert.equal(r.exitCode, 0);
+        assert.equal(r.stdout.toString(), `out-${round}-${i}\n`);
+        assert.equal(r.stderr.toString(), `err-${round}-${i}\n`);
+      });
+    }
+  });
+
   test('exit code 143 after SIGTERM over the control socket', async () => {
     const proc = await lxd.instances.spawn(name, { command: ['sleep', '300'] });
     proc.stdin.end();
@@ -116,11 +132,49 @@ describe('exec', () => {
     assert.equal(r.stderr.toString(), 'oops\n');
   });
 
-  test('abort mid-exec ends the call with AbortError and kills the command', async () => {
+  test('the recorded output files are removed, also after a failed command', async () => {
+    const leftovers = async () => (await lxd.instances.logs.list(name)).filter((f) => /^exec_/.test(f));
+    assert.deepEqual(await leftovers(), []);
+    assert.equal((await lxd.instances.exec(name, { command: ['sh', '-c', 'echo x; echo y >&2'] })).exitCode, 0);
+    assert.equal((await lxd.instances.exec(name, { command: ['/no/such/command'] })).exitCode, 127);
+    assert.equal((await lxd.instances.execRecorded(name, { command: ['false'] })).exitCode, 1);
+    assert.deepEqual(await leftovers(), []);
+  });
+
+  test('via websockets, output streams the same and stdin still works', async () => {
+    const r = await lxd.instances.exec(name, {
+      command: ['sh', '-c', 'echo a; echo b >&2; exit 4'],
+      via: 'websockets',
+    });
+    assert.deepEqual([r.exitCode, r.stdout.toString(), r.stderr.toString()], [4, 'a\n', 'b\n']);
+    await assert.rejects(
+      lxd.instances.exec(name, { command: ['cat'], stdin: 'x', via: 'record-output' }),
+      InvalidArgumentError,
+    );
+  });
+
+  test('abort of a recorded exec ends the call; its log files go when the command ends', async () => {
+    const controller = new AbortController();
+    const pending = lxd.instances.exec(name, { command: ['sh', '-c', 'exec sleep 2'], signal: controller.signal });
+    assert.ok(await running('sleep 2'), 'sleep never started');
+    controller.abort();
+    await assert.rejects(pending, AbortError);
+    assert.ok(await running('sleep 2', false), 'the command did not end');
+    let left: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      left = (await lxd.instances.logs.list(name)).filter((f) => /^exec_/.test(f));
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(left, []);
+  });
+
+  test('abort mid-exec over websockets ends the call with AbortError and kills the command', async () => {
     const controller = new AbortController();
     const pending = lxd.instances.exec(name, {
       command: ['sh', '-c', 'echo started; exec sleep 301'],
       signal: controller.signal,
+      via: 'websockets',
     });
     assert.ok(await running('sleep 301'), 'sleep never started');
     controller.abort();

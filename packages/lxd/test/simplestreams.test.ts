@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import {
   applyAliases,
@@ -254,7 +253,7 @@ describe('copy from SimpleStreams into LXD', () => {
     const next = server.publish();
     fingerprints.add(next.fingerprint);
     // LXD keeps a server's index for an hour; dropping its cache of our server makes it look again.
-    rmSync(server.lxdCacheDir, { recursive: true, force: true });
+    server.forgetInLxdCache();
     assert.equal(await lxd.images.refresh(result.fingerprint), true, 'a newer version replaced it');
     assert.equal((await lxd.images.aliases.get(alias)).target, next.fingerprint, 'the alias moved to the new image');
   });

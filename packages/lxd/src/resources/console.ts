@@ -29,15 +29,30 @@ export class InstanceConsole extends Resource {
       body: { type: opts.type ?? 'console', width: opts.width ?? 80, height: opts.height ?? 24 },
     });
     const fds = (op.initial.metadata as { fds?: Record<string, string> }).fds ?? {};
-    const [data, control] = await Promise.all([
-      op.websocket(fds['0'] ?? '', { signal: opts.signal }),
-      op.websocket(fds.control ?? '', { signal: opts.signal }),
-    ]);
     const output = new PassThrough();
-    data.on('message', (chunk: Buffer) => {
-      if (!output.writableEnded) output.write(chunk);
-    });
-    data.once('close', () => output.end());
+    const sockets: WebSocket[] = [];
+    let data: WebSocket;
+    let control: WebSocket;
+    try {
+      [data, control] = await Promise.all([
+        op.websocket(fds['0'] ?? '', {
+          signal: opts.signal,
+          // Listening from the socket's creation: the console's first bytes may come as it opens.
+          onSocket: (ws) => {
+            sockets.push(ws);
+            ws.on('message', (chunk: Buffer) => {
+              if (!output.writableEnded) output.write(chunk);
+            });
+            ws.once('close', () => output.end());
+          },
+        }),
+        op.websocket(fds.control ?? '', { signal: opts.signal, onSocket: (ws) => sockets.push(ws) }),
+      ]);
+    } catch (error) {
+      for (const ws of sockets) ws.terminate();
+      output.destroy();
+      throw error;
+    }
     data.on('error', () => {});
     control.on('error', () => {});
     const send = (ws: WebSocket, payload: Buffer | string, binary: boolean) =>

@@ -1,5 +1,5 @@
 import { PassThrough, type Readable, Writable } from 'node:stream';
-import { AbortError, deadline, InvalidArgumentError, path } from '@vmplane/common';
+import { AbortError, deadline, InvalidArgumentError, path, withDeadline } from '@vmplane/common';
 import type WebSocket from 'ws';
 import { BACKEND } from '../errors.js';
 import { checkInstanceName } from '../names.js';
@@ -18,6 +18,15 @@ export interface ExecOptions extends LxdCallOptions {
 export interface ExecBufferedOptions extends ExecOptions {
   /** Fed to the command's stdin, then EOF. Without it stdin is closed at once. */
   stdin?: Buffer | string | Readable;
+  /**
+   * How the output comes back. `record-output` (the default without `stdin`): LXD writes it to log
+   * files that are read and removed afterwards; LXD before 5.14 can drop websocket output of a
+   * command that ends at once under load (canonical/lxd#11422), never recorded output. It cannot
+   * feed stdin, and LXD gives no way to signal a recorded command, so an abort or timeout ends
+   * the call while the command runs on. `websockets` (the default with `stdin`): an abort or
+   * timeout kills the command.
+   */
+  via?: 'record-output' | 'websockets';
 }
 
 export interface ExecResult {
@@ -63,6 +72,24 @@ const STDIN_EOF = '';
 export class InstanceExec extends Resource {
   /** Runs a command to the end and returns its exit code and output. */
   async run(name: string, opts: ExecBufferedOptions): Promise<ExecResult> {
+    const via = opts.via ?? (opts.stdin === undefined ? 'record-output' : 'websockets');
+    if (via === 'record-output') {
+      if (opts.stdin !== undefined) {
+        throw new InvalidArgumentError({
+          message: 'stdin needs the websockets exec: LXD feeds a recorded command no input',
+          argument: 'stdin',
+          backend: BACKEND,
+        });
+      }
+      return this.recorded(name, opts);
+    }
+    if (via !== 'websockets') {
+      throw new InvalidArgumentError({
+        message: `via must be 'record-output' or 'websockets', not ${JSON.stringify(via)}`,
+        argument: 'via',
+        backend: BACKEND,
+      });
+    }
     const proc = await this.spawn(name, opts);
     const stdout = collect(proc.stdout);
     const stderr = collect(proc.stderr);
@@ -103,37 +130,56 @@ export class InstanceExec extends Resource {
 
   /**
    * Runs a command with LXD recording its output to log files (no websockets), then reads and
-   * removes those files. Useful through proxies that do not carry websockets.
+   * removes those files. Works through proxies that do not carry websockets, and never loses
+   * output. An abort or timeout ends the call; the command runs on (LXD cannot signal it), and
+   * its log files are removed once it ends.
    */
   async recorded(name: string, opts: ExecOptions): Promise<ExecResult> {
-    const op = await this.operation('POST', path`/1.0/instances/${checkInstanceName(name)}/exec`, {
-      ...opts,
-      body: { ...execBody(opts), interactive: false, 'wait-for-websocket': false, 'record-output': true },
+    checkCommand(opts.command);
+    return withDeadline(opts, BACKEND, async (d) => {
+      const call = { ...projectOf(opts), signal: d.signal };
+      const op = await this.operation('POST', path`/1.0/instances/${checkInstanceName(name)}/exec`, {
+        ...call,
+        body: { ...execBody(opts), interactive: false, 'wait-for-websocket': false, 'record-output': true },
+      });
+      let final: Operation;
+      try {
+        final = await op.settled({ signal: d.signal });
+      } catch (error) {
+        void op.settled().then(
+          (ended) => this.removeRecorded(ended, projectOf(opts)),
+          () => {},
+        );
+        throw error;
+      }
+      try {
+        // A missing command fails the operation yet still has an exit code (127).
+        const exitCode = (final.metadata as { return?: unknown } | null)?.return;
+        if (typeof exitCode !== 'number') await op.wait();
+        const [stdout, stderr] = await Promise.all([
+          this.readRecorded(final, '1', call),
+          this.readRecorded(final, '2', call),
+        ]);
+        return { exitCode: typeof exitCode === 'number' ? exitCode : -1, stdout, stderr };
+      } finally {
+        await this.removeRecorded(final, projectOf(opts));
+      }
     });
-    const done = await op.wait({ signal: opts.signal });
-    const meta = done.metadata as { return?: number; output?: Record<string, string> };
-    const read = async (fd: '1' | '2') => {
-      const logPath = meta.output?.[fd];
-      if (!logPath) return Buffer.alloc(0);
-      const res = await this.transport.raw(
-        this.req('GET', logPath.replace(/^\/1\.0\/containers\//, '/1.0/instances/'), opts),
-      );
-      const content = await res.buffer();
-      await this.call('DELETE', logPath, opts).catch(() => {});
-      return content;
-    };
-    const [stdout, stderr] = await Promise.all([read('1'), read('2')]);
-    return { exitCode: meta.return ?? -1, stdout, stderr };
+  }
+
+  private async readRecorded(op: Operation, fd: '1' | '2', opts: LxdCallOptions): Promise<Buffer> {
+    const logPath = recordedPaths(op)[fd];
+    if (!logPath) return Buffer.alloc(0);
+    return (await this.transport.raw(this.req('GET', logPath, opts))).buffer();
+  }
+
+  private async removeRecorded(op: Operation, opts: LxdCallOptions): Promise<void> {
+    const paths = Object.values(recordedPaths(op));
+    await Promise.all(paths.map((p) => this.call('DELETE', p, opts).catch(() => {})));
   }
 
   private async start(name: string, opts: InteractiveOptions, interactive: boolean): Promise<ExecProcess> {
-    if (!Array.isArray(opts.command) || opts.command.length === 0 || opts.command.some((c) => typeof c !== 'string')) {
-      throw new InvalidArgumentError({
-        message: 'command must be a non-empty array of strings',
-        argument: 'command',
-        backend: BACKEND,
-      });
-    }
+    checkCommand(opts.command);
     const body: Record<string, unknown> = {
       ...execBody(opts),
       interactive,
@@ -152,32 +198,38 @@ export class InstanceExec extends Resource {
         argument: 'command',
         backend: BACKEND,
       });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    const outputs: Promise<void>[] = [];
     const sockets: WebSocket[] = [];
-    const connect = async (secret: string) => {
-      const ws = await op.websocket(secret, { signal: opts.signal, timeout: 5_000 });
-      sockets.push(ws);
-      return ws;
-    };
+    // Output is wired up as each socket is created: LXD starts the command once the last socket
+    // connects, and its first frames can beat our own notice that every socket is open.
+    const connect = (secret: string, output?: PassThrough) =>
+      op.websocket(secret, {
+        signal: opts.signal,
+        timeout: 5_000,
+        onSocket: (ws) => {
+          sockets.push(ws);
+          if (output) outputs.push(pump(ws, output));
+        },
+      });
     let control: WebSocket;
     let stdinWs: WebSocket;
-    let stdoutWs: WebSocket | undefined;
-    let stderrWs: WebSocket | undefined;
     try {
       // LXD starts the command only when every socket is connected, and gives up after 5 s.
-      [control, stdinWs, stdoutWs, stderrWs] = await Promise.all([
+      // With a PTY, fd 0 is bidirectional: the terminal's output comes back on it.
+      [control, stdinWs] = await Promise.all([
         connect(fds.control),
-        connect(fds['0']),
-        fds['1'] ? connect(fds['1']) : Promise.resolve(undefined),
-        fds['2'] ? connect(fds['2']) : Promise.resolve(undefined),
+        connect(fds['0'], interactive ? stdout : undefined),
+        fds['1'] && !interactive ? connect(fds['1'], stdout) : undefined,
+        fds['2'] && !interactive ? connect(fds['2'], stderr) : undefined,
       ]);
     } catch (error) {
       for (const ws of sockets) ws.terminate();
+      stdout.destroy();
+      stderr.destroy();
       throw error;
     }
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    // With a PTY, fd 0 is bidirectional: the terminal's output comes back on it.
-    const outputs = interactive ? [pump(stdinWs, stdout)] : [pump(stdoutWs!, stdout), pump(stderrWs!, stderr)];
     if (interactive) {
       stderr.end();
       // With a PTY, LXD ends the operation only once we close fd 0: it closes the control socket
@@ -245,6 +297,32 @@ export class InstanceExec extends Resource {
       },
     };
   }
+}
+
+function checkCommand(command: unknown): void {
+  if (!Array.isArray(command) || command.length === 0 || command.some((c) => typeof c !== 'string')) {
+    throw new InvalidArgumentError({
+      message: 'command must be a non-empty array of strings',
+      argument: 'command',
+      backend: BACKEND,
+    });
+  }
+}
+
+function projectOf(opts: LxdCallOptions): LxdCallOptions {
+  return opts.project === undefined ? {} : { project: opts.project };
+}
+
+/** The log files LXD recorded a command's output to, as paths under /1.0/instances. */
+function recordedPaths(op: Operation): Partial<Record<'1' | '2', string>> {
+  const output = (op.metadata as { output?: Record<string, unknown> } | null)?.output ?? {};
+  const paths: Partial<Record<'1' | '2', string>> = {};
+  for (const fd of ['1', '2'] as const) {
+    const p = output[fd];
+    // LXD 5.0 may still name them under the older /1.0/containers.
+    if (typeof p === 'string') paths[fd] = p.replace(/^\/1\.0\/containers\//, '/1.0/instances/');
+  }
+  return paths;
 }
 
 function execBody(opts: ExecOptions): Record<string, unknown> {

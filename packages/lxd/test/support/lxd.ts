@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { LxdClient } from '@vmplane/lxd';
 
 /** The image scripts/lib.sh imports for the tests. */
@@ -25,6 +27,25 @@ export async function removeInstance(lxd: LxdClient, name: string): Promise<void
     await lxd.instances.delete(name, { force: true });
   } catch (error) {
     if ((error as { status?: number }).status !== 404) console.error(`cleanup of ${name} failed:`, error);
+    return;
+  }
+  removeLeftoverLogs(name);
+}
+
+/**
+ * LXD 5.0.2 leaves a deleted container's log directory behind (`lxc delete` does too). The test
+ * made the container, so it removes that by-product as well: `<name>`, or `<project>_<name>`.
+ */
+function removeLeftoverLogs(name: string): void {
+  const logs = join(process.env.LXD_DIR ?? '/var/lib/lxd', 'logs');
+  let entries: string[];
+  try {
+    entries = readdirSync(logs);
+  } catch {
+    return; // A daemon elsewhere, or one with no logs here: nothing of ours to remove.
+  }
+  for (const entry of entries) {
+    if (entry === name || entry.endsWith(`_${name}`)) rmSync(join(logs, entry), { recursive: true, force: true });
   }
 }
 

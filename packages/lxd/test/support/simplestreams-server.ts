@@ -48,17 +48,22 @@ export interface SimpleStreamsServer {
   /** Paths requested so far. */
   requests: string[];
   /**
-   * Where the daemon caches this server's index and products (LXD 5.0.2: /var/cache/lxd/<sha256 of
-   * the URL>, kept for an hour). Removed by close(); removing it earlier makes LXD read them again.
+   * Drops the daemon's cached copy of this server's index and products (LXD 5.0.2 keeps them an
+   * hour in <cache dir>/<sha256 of the URL>), so LXD reads them again. close() does it too.
    */
-  lxdCacheDir: string;
+  forgetInLxdCache(): void;
   /** Adds a newer version (new metadata, so a new fingerprint) and returns it. */
   publish(): PublishedVersion;
   close(): Promise<void>;
 }
 
-/** The daemon's cache of SimpleStreams indexes (LXD_CACHE_DIR overrides, as for the daemon). */
-const LXD_CACHE = process.env.LXD_CACHE_DIR ?? '/var/cache/lxd';
+/**
+ * Where the daemon may cache SimpleStreams indexes: `$LXD_DIR/cache` when it was started with
+ * LXD_DIR set (as scripts/lib.sh does), `/var/cache/lxd` otherwise. LXD_CACHE_DIR names one exactly.
+ */
+const LXD_CACHES = process.env.LXD_CACHE_DIR
+  ? [process.env.LXD_CACHE_DIR]
+  : [join(process.env.LXD_DIR ?? '/var/lib/lxd', 'cache'), '/var/cache/lxd'];
 const PRODUCT = 'vmplane:busybox:1.35:amd64:default';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -181,6 +186,9 @@ export async function startSimpleStreamsServer(opts: SimpleStreamsServerOptions 
   });
   const port = (server.address() as AddressInfo).port;
   const url = `${opts.https ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const forgetInLxdCache = () => {
+    for (const cache of LXD_CACHES) rmSync(join(cache, sha(Buffer.from(url))), { recursive: true, force: true });
+  };
   return {
     url,
     certificate,
@@ -191,14 +199,14 @@ export async function startSimpleStreamsServer(opts: SimpleStreamsServerOptions 
       return (versions[versions.length - 1] as PublishedVersion).fingerprint;
     },
     requests,
-    lxdCacheDir: join(LXD_CACHE, sha(Buffer.from(url))),
+    forgetInLxdCache,
     publish,
     close: async () => {
       await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       });
-      rmSync(join(LXD_CACHE, sha(Buffer.from(url))), { recursive: true, force: true });
+      forgetInLxdCache();
     },
   };
 }
