@@ -4,6 +4,7 @@ export interface CliResult {
   /** Wall time of the whole `lxc` process, spawn to exit. */
   ms: number;
   stdout: string;
+  stderr: string;
 }
 
 /** The `lxc` CLI, one process per call, timed as a whole. */
@@ -33,7 +34,8 @@ export async function startCli(bin = 'lxc'): Promise<Cli> {
       child.once('close', (code, signal) => {
         const ms = performance.now() - t0;
         running.delete(child);
-        if (code === 0) resolve({ ms, stdout: Buffer.concat(out).toString('utf8') });
+        if (code === 0)
+          resolve({ ms, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
         else {
           const why = signal ? `signal ${signal}` : `exit code ${code}`;
           reject(new Error(`lxc ${args.join(' ')}: ${why}: ${Buffer.concat(err).toString('utf8').trim()}`));

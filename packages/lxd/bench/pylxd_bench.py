@@ -83,6 +83,30 @@ class Driver:
                 raise RuntimeError("exec exit code %r" % (result[0],))
         return {"ms": ms_since(t_all), "samples": samples, "failures": failures}
 
+    def execs_parallel(self, cmd):
+        """`rounds` rounds of `width` container.execute() at once, one thread each; counts the
+        commands whose stdout or stderr came back other than the command printed it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        name = check(cmd["name"])
+        c = self.client.containers.get(name)
+        width = int(cmd["width"])
+        lost = 0
+        errors = []
+
+        def one(tag):
+            try:
+                result = c.execute(["sh", "-c", "echo out-%s; echo err-%s >&2" % (tag, tag)])
+            except (OSError, ValueError) as e:
+                errors.append("%s: %s" % (type(e).__name__, e))
+                return True
+            return result[1] != "out-%s\n" % tag or result[2] != "err-%s\n" % tag
+
+        with ThreadPoolExecutor(max_workers=width) as pool:
+            for r in range(int(cmd["rounds"])):
+                lost += sum(pool.map(one, ["%d-%d" % (r, i) for i in range(width)]))
+        return {"lost": lost, "errors": errors}
+
     def list_idiomatic(self, _cmd):
         """containers.all() (names only, recursion=0), then what recursion=2 holds for each
         instance: its config (attribute access syncs: GET /1.0/containers/<n>) and its state."""

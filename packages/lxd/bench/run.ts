@@ -29,6 +29,9 @@ const MIB = arg('mib', 64);
 const TRANSFERS = arg('transfers', 3);
 const ALIAS = process.env.VMPLANE_IMAGE_ALIAS ?? 'vmplane-busybox';
 const COMMAND = ['true'];
+/** Output-loss check: rounds of this many execs at once, each printing to stdout and stderr. */
+const LOSS_WIDTH = arg('loss-width', 12);
+const LOSS_ROUNDS = arg('loss-rounds', 10);
 
 /** Everything this run creates is named `${RUN}-...`; cleanup removes exactly those. */
 const RUN = `vmpb-${randomBytes(3).toString('hex')}`;
@@ -124,11 +127,15 @@ async function cycle(client: ClientName, name: string): Promise<number> {
   }
 }
 
-async function exec(client: ClientName): Promise<number> {
+async function exec(client: ClientName | 'ours-websockets'): Promise<number> {
   switch (client) {
-    case 'ours': {
+    case 'ours':
+    case 'ours-websockets': {
       const t0 = performance.now();
-      const r = await lxd.instances.exec(WORK, { command: COMMAND });
+      const r = await lxd.instances.exec(WORK, {
+        command: COMMAND,
+        ...(client === 'ours' ? {} : { via: 'websockets' as const }),
+      });
       const ms = performance.now() - t0;
       if (r.exitCode !== 0) throw new Error(`exec exit code ${r.exitCode}`);
       return ms;
@@ -146,6 +153,41 @@ async function exec(client: ClientName): Promise<number> {
       return r.samples[0] as number;
     }
   }
+}
+
+/** How many of LOSS_ROUNDS x LOSS_WIDTH concurrent execs came back without their exact output. */
+async function outputLoss(client: ClientName | 'ours-websockets'): Promise<number> {
+  const expect = (tag: string, out: string, err: string) => out !== `out-${tag}\n` || err !== `err-${tag}\n`;
+  const command = (tag: string) => ['sh', '-c', `echo out-${tag}; echo err-${tag} >&2`];
+  if (client === 'pylxd') {
+    const r = await py!.call<{ lost: number }>({
+      op: 'execs_parallel',
+      name: WORK,
+      width: LOSS_WIDTH,
+      rounds: LOSS_ROUNDS,
+    });
+    return r.lost;
+  }
+  let lost = 0;
+  for (let round = 0; round < LOSS_ROUNDS; round++) {
+    stopIfAborting();
+    const tags = Array.from({ length: LOSS_WIDTH }, (_, i) => `${round}-${i}`);
+    const results = await Promise.all(
+      tags.map(async (tag) => {
+        if (client === 'lxc') {
+          const r = await cli!.run(['exec', WORK, '--', ...command(tag)]);
+          return expect(tag, r.stdout, r.stderr);
+        }
+        const r = await lxd.instances.exec(WORK, {
+          command: command(tag),
+          ...(client === 'ours' ? {} : { via: 'websockets' as const }),
+        });
+        return expect(tag, r.stdout.toString(), r.stderr.toString());
+      }),
+    );
+    lost += results.filter(Boolean).length;
+  }
+  return lost;
 }
 
 interface ListSample {
@@ -234,6 +276,8 @@ const cycleEach = samples();
 const cycleTotal = samples();
 const execEach = samples();
 const execTotal = samples();
+const execWebsockets: number[] = [];
+const lossOf: Record<ClientName | 'ours-websockets', number> = { ours: 0, 'ours-websockets': 0, lxc: 0, pylxd: 0 };
 const listMs = samples();
 const listIdiomatic: number[] = [];
 const listCounts = new Set<number>();
@@ -310,6 +354,11 @@ try {
         stopIfAborting();
         ex[c].push(await exec(c));
       }
+      if (c !== 'ours') continue;
+      for (let i = 0; i < EXECS; i++) {
+        stopIfAborting();
+        execWebsockets.push(await exec('ours-websockets'));
+      }
     }
     for (const c of CLIENTS) {
       execEach[c].push(...ex[c]);
@@ -330,7 +379,11 @@ try {
       listCounts.add(s.count);
     }
 
-    // (4) push and pull of the payload, sha256-checked.
+    // (4) output kept by concurrent execs of commands that end at once.
+    log(`  exec output check: ${LOSS_ROUNDS} x ${LOSS_WIDTH} at once`);
+    for (const c of [...clients, 'ours-websockets' as const]) lossOf[c] += await outputLoss(c);
+
+    // (5) push and pull of the payload, sha256-checked.
     log(`  push+pull ${MIB} MiB x${TRANSFERS}`);
     for (let i = 0; i < TRANSFERS; i++) {
       stopIfAborting();
@@ -360,6 +413,7 @@ try {
   row(`create+start+delete, total of ${CYCLES}`, cycleTotal, 2 * CYCLES);
   row(`exec ${COMMAND.join(' ')}, per call`, execEach, 1);
   row(`exec ${COMMAND.join(' ')}, total of ${EXECS}`, execTotal, EXECS);
+  rows.push({ ...(rows.at(-2) as Row), label: '  same per call, ours via websockets', ours: median(execWebsockets) });
   row(`list recursion=2 (${counts} instances)`, listMs, 1);
   row('  same, pylxd idiomatic (all()+sync+state)', listMs, 1, listIdiomatic);
   row(`push ${MIB} MiB`, pushMs, 1);
@@ -376,6 +430,12 @@ try {
   const slowerPy = rows.filter((x) => ratio(x.ours, x.pylxd) >= 1).map((x) => x.label.trim());
   const perOp = rows.filter((x) => !x.label.includes('total') && !x.label.startsWith(' '));
   const slowerCli = perOp.filter((x) => ratio(x.ours, x.lxcNet) >= 1).map((x) => x.label.trim());
+  const checked = REPS * LOSS_ROUNDS * LOSS_WIDTH;
+  console.log(
+    `exec output lost (stdout or stderr not exactly what the command printed), of ${checked} commands ` +
+      `run ${LOSS_WIDTH} at once: ours ${lossOf.ours}, ours via websockets ${lossOf['ours-websockets']}, ` +
+      `lxc ${lossOf.lxc}, pylxd ${lossOf.pylxd}`,
+  );
   if (pylxdExecFailures.length) {
     console.log(
       `Note: pylxd's execute() failed ${pylxdExecFailures.length} time(s) on its own (` +
