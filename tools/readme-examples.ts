@@ -25,6 +25,8 @@ export interface ExampleRun {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** The process's PID: examples name what they create after it. */
+  pid: number | undefined;
 }
 
 /**
@@ -67,6 +69,6 @@ export function runProcess(
       stderr += d.toString();
     });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid }));
   });
 }

@@ -5,7 +5,7 @@
  *   npm run bench:lxd [-- --reps 3 --cycles 10 --execs 100 --list 30 --lists 10 --mib 64 --transfers 3]
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -72,6 +72,15 @@ async function deleteMine(): Promise<number> {
   return mine.length;
 }
 
+/** LXD 5.0.2 keeps a deleted container's log directory; this run's go with its containers. */
+async function removeLeftoverLogs(): Promise<void> {
+  const logs = join(process.env.LXD_DIR ?? '/var/lib/lxd', 'logs');
+  const entries = await readdir(logs).catch(() => [] as string[]);
+  for (const entry of entries.filter((e) => e.startsWith(`${RUN}-`))) {
+    await rm(join(logs, entry), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     aborting = true;
@@ -87,6 +96,7 @@ function cleanup(): Promise<void> {
     } catch (error) {
       log(`cleanup failed: ${String(error)}`);
     }
+    await removeLeftoverLogs();
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
     lxd.close();
   })();

@@ -15,7 +15,7 @@ import {
   writable,
 } from '@vmplane/lxd';
 import { makeCertificate } from './support/certs.js';
-import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+import { connect, IMAGE_ALIAS, removeInstance, removeLeftoverLogs, uniqueName } from './support/lxd.js';
 
 describe('resource families', () => {
   let lxd: LxdClient;
@@ -165,6 +165,7 @@ describe('resource families', () => {
       assert.ok((await lxd.projects.names()).includes(renamed));
     } finally {
       await scoped.instances.delete(inst, { force: true }).catch(() => {});
+      removeLeftoverLogs(inst);
       scoped.close();
       await lxd.projects.delete(current).catch(() => {});
     }

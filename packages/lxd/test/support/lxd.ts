@@ -26,8 +26,10 @@ export async function removeInstance(lxd: LxdClient, name: string): Promise<void
   try {
     await lxd.instances.delete(name, { force: true });
   } catch (error) {
-    if ((error as { status?: number }).status !== 404) console.error(`cleanup of ${name} failed:`, error);
-    return;
+    if ((error as { status?: number }).status !== 404) {
+      console.error(`cleanup of ${name} failed:`, error);
+      return;
+    }
   }
   removeLeftoverLogs(name);
 }
@@ -36,7 +38,8 @@ export async function removeInstance(lxd: LxdClient, name: string): Promise<void
  * LXD 5.0.2 leaves a deleted container's log directory behind (`lxc delete` does too). The test
  * made the container, so it removes that by-product as well: `<name>`, or `<project>_<name>`.
  */
-function removeLeftoverLogs(name: string): void {
+export function removeLeftoverLogs(name: string | ((entry: string) => boolean)): void {
+  const ours = typeof name === 'string' ? (e: string) => e === name || e.endsWith(`_${name}`) : name;
   const logs = join(process.env.LXD_DIR ?? '/var/lib/lxd', 'logs');
   let entries: string[];
   try {
@@ -45,7 +48,7 @@ function removeLeftoverLogs(name: string): void {
     return; // A daemon elsewhere, or one with no logs here: nothing of ours to remove.
   }
   for (const entry of entries) {
-    if (entry === name || entry.endsWith(`_${name}`)) rmSync(join(logs, entry), { recursive: true, force: true });
+    if (ours(entry)) rmSync(join(logs, entry), { recursive: true, force: true });
   }
 }
 
