@@ -71,6 +71,14 @@ export type { Projects } from './resources/projects.js';
 export type { ConnectionInfo, ServerResource, TrustRequest } from './resources/server.js';
 export type { SnapshotCreate } from './resources/snapshots.js';
 export type { StoragePools, StorageVolumes, StorageVolumeType, VolumeCopyOptions } from './resources/storage.js';
+export {
+  type SftpDirEntry,
+  SftpSession,
+  type SftpStat,
+  type SftpTransferOptions,
+  type SftpWriteOptions,
+} from './sftp/session.js';
+export type { SftpAttrs, SftpFileType } from './sftp/wire.js';
 export * from './simplestreams.js';
 export { discoverSocket } from './socket.js';
 export { LxdTransport, type LxdTransportOptions, type Pem, type WebSocketOptions } from './transport.js';

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { PeerCertificate } from 'node:tls';
 import {
   apiErrorFromStatus,
@@ -249,6 +250,69 @@ export class LxdTransport {
     await sleep(delay, signal);
   }
 
+  /**
+   * Asks LXD to switch a fresh connection to another protocol (`sftp`) and hands over the raw
+   * connection, which the caller then owns. The deadline covers the handshake only.
+   */
+  upgrade(
+    path: string,
+    protocol: string,
+    opts: CallOptions & { project?: string | null | undefined } = {},
+  ): Promise<Duplex> {
+    const url = this.url(path, {}, opts.project);
+    const d = deadline({ signal: opts.signal, timeout: opts.timeout ?? this.timeout }, BACKEND);
+    return new Promise<Duplex>((resolve, reject) => {
+      const headers = { Connection: 'Upgrade', Upgrade: protocol, 'User-Agent': this.userAgent };
+      const target = `${url.pathname}${url.search}`;
+      const req = this.socketPath
+        ? http.request({ socketPath: this.socketPath, path: target, headers, agent: false })
+        : https.request({
+            ...this.tls,
+            host: url.hostname,
+            port: url.port || 8443,
+            path: target,
+            headers,
+            agent: false,
+          });
+      let sent = false;
+      const settle = (error: unknown, socket?: Duplex) => {
+        d.signal.removeEventListener('abort', onAbort);
+        d.dispose();
+        if (socket) resolve(socket);
+        else reject(error);
+      };
+      const onAbort = () => {
+        req.destroy();
+        settle(d.reason());
+      };
+      d.signal.addEventListener('abort', onAbort, { once: true });
+      req.once('upgrade', (_res, socket, head) => {
+        if (head.length > 0) socket.unshift(head);
+        this.logger.debug('lxd upgrade', { path: url.pathname, protocol });
+        settle(undefined, socket);
+      });
+      req.once('response', (res) => {
+        void errorFromIncoming(res, 'GET', url.pathname).then((error) => settle(error));
+      });
+      req.once('finish', () => {
+        sent = true;
+      });
+      req.once('error', (error: NodeJS.ErrnoException) => {
+        if (d.reason()) return;
+        settle(
+          new ConnectionError({
+            message: `upgrade ${url.pathname}: ${redactText(error.message)}`,
+            backend: BACKEND,
+            sent: sent && !['ECONNREFUSED', 'ENOENT'].includes(error.code ?? ''),
+            syscallCode: error.code,
+            cause: error,
+          }),
+        );
+      });
+      req.end();
+    });
+  }
+
   /** Opens a websocket to the daemon (operation fds, events, console). */
   websocket(
     path: string,
@@ -284,26 +348,7 @@ export class LxdTransport {
         resolve(ws);
       });
       ws.once('unexpected-response', (_req, res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let envelope: Envelope = {};
-          try {
-            envelope = JSON.parse(text) as Envelope;
-          } catch {}
-          fail(
-            apiErrorFromStatus({
-              status: res.statusCode ?? 500,
-              code: envelope.error_code,
-              message: envelope.error || `websocket ${url.pathname}: HTTP ${res.statusCode}`,
-              body: envelope,
-              backend: BACKEND,
-              method: 'GET',
-              path: url.pathname,
-            }),
-          );
-        });
+        void errorFromIncoming(res, 'GET', url.pathname).then(fail);
       });
       ws.once('error', (error: NodeJS.ErrnoException) => {
         if (d.reason()) return fail(d.reason());
@@ -319,6 +364,33 @@ export class LxdTransport {
       });
     });
   }
+}
+
+/** Reads an answer that is not the upgrade asked for into the typed error its envelope names. */
+function errorFromIncoming(res: http.IncomingMessage, method: string, path: string): Promise<Error> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('error', () => {});
+    res.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let envelope: Envelope = {};
+      try {
+        envelope = JSON.parse(text) as Envelope;
+      } catch {}
+      resolve(
+        apiErrorFromStatus({
+          status: res.statusCode ?? 500,
+          code: envelope.error_code,
+          message: envelope.error ? redactText(envelope.error) : `${method} ${path}: HTTP ${res.statusCode}`,
+          body: envelope,
+          backend: BACKEND,
+          method,
+          path,
+        }),
+      );
+    });
+  });
 }
 
 export interface WebSocketOptions extends CallOptions {

@@ -2,8 +2,10 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import { join, posix, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, path } from '@vmplane/common';
+import { InvalidArgumentError, path, withDeadline } from '@vmplane/common';
+import { BACKEND } from '../errors.js';
 import { checkInstanceName, checkInstancePath } from '../names.js';
+import { SftpSession } from '../sftp/session.js';
 import { type LxdCallOptions, Resource } from './base.js';
 
 export type FileType = 'file' | 'directory' | 'symlink';
@@ -42,6 +44,20 @@ export interface TreeOptions extends LxdCallOptions {
 export class InstanceFiles extends Resource {
   private url(name: string): string {
     return path`/1.0/instances/${checkInstanceName(name)}/files`;
+  }
+
+  /**
+   * Opens an SFTP session on the instance's filesystem (`lxc file` uses the same). Transfers are
+   * pipelined, so large files move faster than through the files endpoint. Close it when done.
+   */
+  async sftp(name: string, opts: LxdCallOptions = {}): Promise<SftpSession> {
+    return withDeadline(opts, BACKEND, async (d) => {
+      const socket = await this.transport.upgrade(path`/1.0/instances/${checkInstanceName(name)}/sftp`, 'sftp', {
+        signal: d.signal,
+        project: opts.project,
+      });
+      return SftpSession.start(socket, `sftp ${name}`, { signal: d.signal });
+    });
   }
 
   /**
