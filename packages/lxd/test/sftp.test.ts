@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -104,6 +107,39 @@ describe('sftp', () => {
     await assert.rejects(reading, AbortError);
     assert.equal(sha(await sftp.readFile('/root/abort.bin')), sha(content));
     await sftp.remove('/root/abort.bin');
+  });
+
+  test('pushFromFile and pullToFile keep content, mode and owner; failures leave nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmpt-sftp-'));
+    try {
+      const content = randomBytes(3 * 1024 * 1024 + 5);
+      const source = join(dir, 'source.bin');
+      await writeFile(source, content, { mode: 0o604 });
+      await chmod(source, 0o604);
+      const seen: number[] = [];
+      const sent = await lxd.instances.files.pushFromFile(name, source, '/root/fromfile.bin', {
+        uid: 77,
+        onProgress: (n) => seen.push(n),
+      });
+      assert.equal(sent, content.length);
+      assert.equal(seen.at(-1), content.length);
+      const target = join(dir, 'target.bin');
+      const got = await lxd.instances.files.pullToFile(name, '/root/fromfile.bin', target);
+      assert.deepEqual([got.type, got.mode, got.uid, got.size], ['file', 0o604, 77, content.length]);
+      assert.ok((await readFile(target)).equals(content));
+      assert.equal((await stat(target)).mode & 0o777, 0o604);
+
+      await sftp.symlink('/root/fromfile.bin', '/root/fromfile.link');
+      await assert.rejects(
+        lxd.instances.files.pullToFile(name, '/root/fromfile.link', join(dir, 'l')),
+        InvalidArgumentError,
+      );
+      await assert.rejects(lxd.instances.files.pullToFile(name, '/root/none', join(dir, 'none')), NotFoundError);
+      await assert.rejects(lxd.instances.files.pushFromFile(name, dir, '/root/dir'), InvalidArgumentError);
+      assert.deepEqual((await readdir(dir)).sort(), ['source.bin', 'target.bin']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a closed session refuses further calls', async () => {

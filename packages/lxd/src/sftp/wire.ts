@@ -252,25 +252,40 @@ export class PacketSplitter {
 
   private peek(n: number): Buffer {
     const first = this.pending[0] as Buffer;
-    if (first.length >= n) return first;
-    const joined = Buffer.concat(this.pending);
-    this.pending = [joined];
-    return joined;
+    return first.length >= n ? first : this.copyOut(n, false);
   }
 
   private take(n: number): Buffer {
     const first = this.pending[0] as Buffer;
-    let taken: Buffer;
-    if (first.length >= n) {
-      taken = first.subarray(0, n);
-      if (first.length === n) this.pending.shift();
-      else this.pending[0] = first.subarray(n);
-    } else {
-      const joined = Buffer.concat(this.pending);
-      taken = joined.subarray(0, n);
-      this.pending = joined.length > n ? [joined.subarray(n)] : [];
+    if (first.length > n) {
+      this.pending[0] = first.subarray(n);
+      this.pendingBytes -= n;
+      return first.subarray(0, n);
     }
-    this.pendingBytes -= n;
-    return taken;
+    if (first.length === n) {
+      this.pending.shift();
+      this.pendingBytes -= n;
+      return first;
+    }
+    return this.copyOut(n, true);
+  }
+
+  /** Copies exactly n bytes out of the pending chunks: a packet that spans reads costs its own size. */
+  private copyOut(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let i = 0;
+    while (filled < n) {
+      const chunk = this.pending[i] as Buffer;
+      const used = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, used);
+      filled += used;
+      if (consume) {
+        if (used === chunk.length) this.pending.shift();
+        else this.pending[0] = chunk.subarray(used);
+      } else i++;
+    }
+    if (consume) this.pendingBytes -= n;
+    return out;
   }
 }
