@@ -235,7 +235,7 @@ async function pushPull(
   payload: Buffer,
   payloadFile: string,
   digest: string,
-): Promise<{ push: number; pull: number; pullFile: number }> {
+): Promise<{ push: number; pull: number; pullFile: number; pushSftp?: number; pullSftp?: number }> {
   const remote = `/tmp/${RUN}-${client}.bin`;
   const local = join(tmp!, `${client}-pulled.bin`);
   const check = (what: string, got: string) => {
@@ -244,6 +244,8 @@ async function pushPull(
   let push: number;
   let pull: number;
   let pullFile: number;
+  let pushSftp: number | undefined;
+  let pullSftp: number | undefined;
   switch (client) {
     case 'ours': {
       push = await timed(() => lxd.instances.files.push(WORK, remote, payload));
@@ -255,6 +257,18 @@ async function pushPull(
       pullFile = await timed(async () => {
         await lxd.instances.files.pullToFile(WORK, remote, local);
       });
+      // The same over SFTP: push from the file (as lxc does), pull into memory, each with its own session.
+      pushSftp = await timed(() => lxd.instances.files.pushFromFile(WORK, payloadFile, remote));
+      let viaSftp: Buffer = Buffer.alloc(0);
+      pullSftp = await timed(async () => {
+        const session = await lxd.instances.files.sftp(WORK);
+        try {
+          viaSftp = await session.readFile(remote);
+        } finally {
+          session.close();
+        }
+      });
+      check('pull over SFTP', sha256(viaSftp));
       break;
     }
     case 'lxc': {
@@ -274,7 +288,13 @@ async function pushPull(
   check('pull to a file', sha256(await readFile(local)));
   await rm(local, { force: true });
   await lxd.instances.files.delete(WORK, remote);
-  return { push, pull, pullFile };
+  return {
+    push,
+    pull,
+    pullFile,
+    ...(pushSftp === undefined ? {} : { pushSftp }),
+    ...(pullSftp === undefined ? {} : { pullSftp }),
+  };
 }
 
 // ---- the run -----------------------------------------------------------------------------------
@@ -294,6 +314,8 @@ const listCounts = new Set<number>();
 const pushMs = samples();
 const pullMs = samples();
 const pullFileMs = samples();
+const pushSftpMs: number[] = [];
+const pullSftpMs: number[] = [];
 const startup: number[] = [];
 /** pylxd's own exec errors, retried (see pylxd_bench.py). */
 const pylxdExecFailures: string[] = [];
@@ -402,6 +424,8 @@ try {
         pushMs[c].push(s.push);
         pullMs[c].push(s.pull);
         pullFileMs[c].push(s.pullFile);
+        if (s.pushSftp !== undefined) pushSftpMs.push(s.pushSftp);
+        if (s.pullSftp !== undefined) pullSftpMs.push(s.pullSftp);
       }
     }
   }
@@ -427,8 +451,10 @@ try {
   row(`list recursion=2 (${counts} instances)`, listMs, 1);
   row('  same, pylxd idiomatic (all()+sync+state)', listMs, 1, listIdiomatic);
   row(`push ${MIB} MiB`, pushMs, 1);
+  rows.push({ ...(rows.at(-1) as Row), label: '  same, ours from the file over SFTP', ours: median(pushSftpMs) });
   row(`pull ${MIB} MiB into memory`, pullMs, 1);
-  row(`pull ${MIB} MiB into a local file`, pullFileMs, 1);
+  rows.push({ ...(rows.at(-1) as Row), label: '  same, ours over an SFTP session', ours: median(pullSftpMs) });
+  row(`pull ${MIB} MiB into a local file (ours: SFTP)`, pullFileMs, 1);
 
   console.log();
   console.log(
