@@ -140,6 +140,11 @@ export class LxdTransport {
     }
   }
 
+  /** The per-call timeout used when a call gives none. */
+  get defaultTimeout(): number {
+    return this.timeout;
+  }
+
   /** The same daemon and credentials, another default project. */
   withProject(project: string): LxdTransport {
     return new LxdTransport({ ...this.options, project });
@@ -261,6 +266,10 @@ export class LxdTransport {
   ): Promise<Duplex> {
     const url = this.url(path, {}, opts.project);
     const d = deadline({ signal: opts.signal, timeout: opts.timeout ?? this.timeout }, BACKEND);
+    if (d.reason()) {
+      d.dispose();
+      return Promise.reject(d.reason());
+    }
     return new Promise<Duplex>((resolve, reject) => {
       const headers = { Connection: 'Upgrade', Upgrade: protocol, 'User-Agent': this.userAgent };
       const target = `${url.pathname}${url.search}`;

@@ -147,8 +147,8 @@ export class InstanceExec extends Resource {
         final = await op.settled({ signal: d.signal });
       } catch (error) {
         void op.settled().then(
-          (ended) => this.removeRecorded(ended, projectOf(opts)),
-          () => {},
+          (ended) => this.removeRecorded(ended, name, projectOf(opts)),
+          () => this.removeRecorded(op.initial, name, projectOf(opts)),
         );
         throw error;
       }
@@ -162,7 +162,7 @@ export class InstanceExec extends Resource {
         ]);
         return { exitCode: typeof exitCode === 'number' ? exitCode : -1, stdout, stderr };
       } finally {
-        await this.removeRecorded(final, projectOf(opts));
+        await this.removeRecorded(final, name, projectOf(opts));
       }
     });
   }
@@ -173,8 +173,13 @@ export class InstanceExec extends Resource {
     return (await this.transport.raw(this.req('GET', logPath, opts))).buffer();
   }
 
-  private async removeRecorded(op: Operation, opts: LxdCallOptions): Promise<void> {
-    const paths = Object.values(recordedPaths(op));
+  private async removeRecorded(op: Operation, name: string, opts: LxdCallOptions): Promise<void> {
+    let paths: string[] = Object.values(recordedPaths(op));
+    if (paths.length === 0) {
+      // A command that never started ends without `output` in its metadata, yet LXD made the files.
+      const base = path`/1.0/instances/${name}/logs`;
+      paths = ['stdout', 'stderr'].map((fd) => `${base}/exec_${encodeURIComponent(op.id)}.${fd}`);
+    }
     await Promise.all(paths.map((p) => this.call('DELETE', p, opts).catch(() => {})));
   }
 

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, lstat, mkdir, open, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join, posix, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, path, withDeadline } from '@vmplane/common';
@@ -56,7 +57,11 @@ export class InstanceFiles extends Resource {
         signal: d.signal,
         project: opts.project,
       });
-      return SftpSession.start(socket, `sftp ${name}`, { signal: d.signal });
+      // The session's handshake gets the same default timeout as any call.
+      return SftpSession.start(socket, `sftp ${name}`, {
+        signal: d.signal,
+        timeout: opts.timeout ?? this.transport.defaultTimeout,
+      });
     });
   }
 
@@ -113,7 +118,8 @@ export class InstanceFiles extends Resource {
             backend: BACKEND,
           });
         }
-        const mode = (link.mode ?? 0o644) & 0o7777;
+        // No setuid, setgid or sticky bit on the host from an instance's file, as with lxc.
+        const mode = (link.mode ?? 0o644) & 0o777;
         const writer = await BatchedFileWriter.create(localPath, mode);
         try {
           const read = await session.read(filePath, { signal: d.signal, ...progressOf(opts) }, (chunk) =>
@@ -152,8 +158,9 @@ export class InstanceFiles extends Resource {
         });
       }
       const session = await this.sftp(name, { signal: d.signal, project: opts.project });
+      const source = createReadStream(localPath, { highWaterMark: 1024 * 1024 });
       try {
-        return await session.writeFile(filePath, createReadStream(localPath, { highWaterMark: 1024 * 1024 }), {
+        return await session.writeFile(filePath, source, {
           signal: d.signal,
           mode: opts.mode ?? local.mode & 0o7777,
           ...(opts.uid === undefined ? {} : { uid: opts.uid }),
@@ -161,6 +168,7 @@ export class InstanceFiles extends Resource {
           ...progressOf(opts),
         });
       } finally {
+        source.destroy();
         session.close();
       }
     });
@@ -335,11 +343,19 @@ class BatchedFileWriter {
 
   private constructor(
     private readonly file: FileHandle,
+    private readonly partPath: string,
     private readonly localPath: string,
+    private readonly mode: number,
   ) {}
 
+  /**
+   * Writes go to a sibling `.part` file that replaces `localPath` only once complete: a failed
+   * download neither leaves half a file nor destroys the one that was there.
+   */
   static async create(localPath: string, mode: number): Promise<BatchedFileWriter> {
-    return new BatchedFileWriter(await open(localPath, 'w', mode || 0o644), localPath);
+    const partPath = `${localPath}.${randomBytes(4).toString('hex')}.part`;
+    const safeMode = (mode || 0o644) & 0o777;
+    return new BatchedFileWriter(await open(partPath, 'wx', safeMode), partPath, localPath, safeMode);
   }
 
   async add(chunk: Buffer): Promise<void> {
@@ -347,7 +363,10 @@ class BatchedFileWriter {
     this.batched += chunk.length;
     if (this.batched < BATCH) return;
     await this.writing;
-    this.writing = this.file.writev(this.batch);
+    const writing = this.file.writev(this.batch);
+    // Observed at once: it fails while the next batch is still being read.
+    writing.catch(() => {});
+    this.writing = writing;
     this.batch = [];
     this.batched = 0;
   }
@@ -355,14 +374,16 @@ class BatchedFileWriter {
   async finish(): Promise<void> {
     await this.writing;
     if (this.batched > 0) await this.file.writev(this.batch);
+    // The mode passed to open() went through the umask.
+    await this.file.chmod(this.mode);
     await this.file.close();
+    await rename(this.partPath, this.localPath);
   }
 
-  /** No half-written file stays behind a failed download. */
   async discard(): Promise<void> {
     await this.writing.catch(() => {});
     await this.file.close().catch(() => {});
-    await rm(this.localPath, { force: true });
+    await rm(this.partPath, { force: true });
   }
 }
 

@@ -33,16 +33,16 @@ export interface SftpDirEntry {
 
 export interface SftpTransferOptions extends CallOptions {
   /** Bytes moved so far, after each chunk. */
-  onProgress?: (bytes: number) => void;
+  onProgress?: ((bytes: number) => void) | undefined;
 }
 
 export interface SftpWriteOptions extends SftpTransferOptions {
   /** Permission bits for the file (default 0644 for a new file). */
-  mode?: number;
-  uid?: number;
-  gid?: number;
+  mode?: number | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
   /** Append instead of replacing the content. */
-  append?: boolean;
+  append?: boolean | undefined;
 }
 
 interface Reply {
@@ -64,6 +64,8 @@ const WRITE_CHUNK = 128 * 1024;
 /** Requests in flight per transfer: enough to keep the daemon busy, bounded in memory (4 MiB). */
 const READ_WINDOW = 128;
 const WRITE_WINDOW = 32;
+/** How long a CLOSE may take to be answered before the call goes on without it. */
+const CLOSE_WAIT = 5_000;
 
 const STATUS_HTTP: Record<number, number> = {
   [Status.NO_SUCH_FILE]: 404,
@@ -81,6 +83,8 @@ const STATUS_HTTP: Record<number, number> = {
 export class SftpSession {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** OPEN/OPENDIR requests given up on: a handle they still get is closed, not leaked. */
+  private readonly orphans = new Set<number>();
   private failure: Error | undefined;
   /** Extensions the server announced (e.g. posix-rename@openssh.com). */
   readonly extensions: ReadonlyMap<string, string>;
@@ -93,51 +97,59 @@ export class SftpSession {
     this.extensions = extensions;
   }
 
-  /** Speaks INIT/VERSION on an upgraded connection; the session then owns it. */
+  /**
+   * Speaks INIT/VERSION on an upgraded connection; the session then owns it. On any failure,
+   * including an abort or timeout before VERSION, the connection is destroyed.
+   */
   static async start(socket: Duplex, label: string, opts: CallOptions = {}): Promise<SftpSession> {
     const splitter = new PacketSplitter();
     let session: SftpSession | undefined;
-    return withDeadline(opts, BACKEND, async (d) => {
-      const version = new Promise<Map<string, string>>((resolve, reject) => {
-        const onData = (chunk: Buffer) => {
-          let packets: Buffer[];
-          try {
-            packets = splitter.push(chunk);
-          } catch (error) {
-            socket.destroy();
-            reject(new ConnectionError({ message: `${label}: ${String(error)}`, backend: BACKEND, sent: true }));
-            return;
-          }
-          for (const packet of packets) {
+    const broken = (message: string) =>
+      new ConnectionError({ message: `${label}: ${message}`, backend: BACKEND, sent: true });
+    const version = new Promise<SftpSession>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          for (const packet of splitter.push(chunk)) {
             if (session) {
               session.dispatch(packet);
               continue;
             }
             const body = new PacketReader(packet);
-            if (body.byte() !== Packet.VERSION) {
-              socket.destroy();
-              reject(new ConnectionError({ message: `${label}: no SFTP VERSION`, backend: BACKEND, sent: true }));
-              return;
-            }
-            body.uint32();
+            if (body.byte() !== Packet.VERSION) throw broken('no SFTP VERSION');
+            if (body.uint32() !== 3) throw broken('server does not speak SFTP version 3');
             const ext = new Map<string, string>();
             while (body.remaining > 0) ext.set(body.string(), body.string());
-            resolve(ext);
+            // Made here, not after an await: packets and a close may follow in this same tick.
+            session = new SftpSession(socket, ext, label);
+            resolve(session);
           }
-        };
-        socket.on('data', onData);
-        socket.once('close', () => {
-          const error = new ConnectionError({ message: `${label}: connection closed`, backend: BACKEND, sent: true });
-          reject(error);
-          session?.fail(error);
-        });
-        socket.on('error', () => {});
-        d.signal.addEventListener('abort', () => socket.destroy(), { once: true });
+        } catch (error) {
+          const failure = error instanceof ConnectionError ? error : broken(String(error));
+          session?.fail(failure);
+          reject(failure);
+          socket.destroy();
+        }
       });
-      socket.write(new PacketWriter(Packet.INIT, 16).uint32(3).finish());
-      session = new SftpSession(socket, await version, label);
-      return session;
+      socket.once('close', () => {
+        const error = broken('connection closed');
+        reject(error);
+        session?.fail(error);
+      });
+      socket.on('error', () => {});
     });
+    version.catch(() => {});
+    try {
+      return await withDeadline(opts, BACKEND, async (d) => {
+        socket.write(new PacketWriter(Packet.INIT, 16).uint32(3).finish());
+        return await new Promise<SftpSession>((resolve, reject) => {
+          d.signal.addEventListener('abort', () => reject(d.reason()), { once: true });
+          version.then(resolve, reject);
+        });
+      });
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
   }
 
   /** Ends the session and its connection; requests still waiting fail. */
@@ -155,18 +167,25 @@ export class SftpSession {
 
   /** Follows symlinks. */
   async stat(path: string, opts: CallOptions = {}): Promise<SftpStat> {
-    return withStat((await this.expect(Packet.ATTRS, Packet.STAT, (w) => w.string(path), opts, path)).attrs());
+    return this.guarded(opts, async (call) =>
+      withStat((await this.expect(Packet.ATTRS, Packet.STAT, (w) => w.string(path), call, path)).attrs()),
+    );
   }
 
   /** Does not follow a symlink: reports the link itself. */
   async lstat(path: string, opts: CallOptions = {}): Promise<SftpStat> {
-    return withStat((await this.expect(Packet.ATTRS, Packet.LSTAT, (w) => w.string(path), opts, path)).attrs());
+    return this.guarded(opts, async (call) =>
+      withStat((await this.expect(Packet.ATTRS, Packet.LSTAT, (w) => w.string(path), call, path)).attrs()),
+    );
   }
 
   /** Changes mode, ownership, size or times (only what is given). */
   async setstat(path: string, attrs: SftpAttrs, opts: CallOptions = {}): Promise<void> {
-    for (const group of attrGroups(attrs))
-      await this.ok(Packet.SETSTAT, (w) => w.string(path).attrs(group), opts, path);
+    await this.guarded(opts, async (call) => {
+      for (const group of attrGroups(attrs)) {
+        await this.ok(Packet.SETSTAT, (w) => w.string(path).attrs(group), call, path);
+      }
+    });
   }
 
   /** A directory's entries, without `.` and `..`, each with its lstat. */
@@ -189,49 +208,56 @@ export class SftpSession {
           }
         }
       } finally {
-        await this.closeHandle(handle);
+        await this.closeHandle(handle, d.signal);
       }
       return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });
   }
 
-  async mkdir(path: string, opts: CallOptions & { mode?: number } = {}): Promise<void> {
-    await this.ok(Packet.MKDIR, (w) => w.string(path).attrs({ mode: opts.mode ?? 0o755 }), opts, path);
-    // LXD 5.0's server makes every directory 0755 whatever MKDIR asks.
-    if (opts.mode !== undefined && (opts.mode & 0o7777) !== 0o755) await this.setstat(path, { mode: opts.mode }, opts);
+  async mkdir(path: string, opts: CallOptions & { mode?: number | undefined } = {}): Promise<void> {
+    const mode = opts.mode;
+    await this.guarded(opts, async (call) => {
+      await this.ok(Packet.MKDIR, (w) => w.string(path).attrs({ mode: mode ?? 0o755 }), call, path);
+      // LXD 5.0's server makes every directory 0755 whatever MKDIR asks.
+      if (mode !== undefined && (mode & 0o7777) !== 0o755) {
+        await this.ok(Packet.SETSTAT, (w) => w.string(path).attrs({ mode }), call, path);
+      }
+    });
   }
 
   async rmdir(path: string, opts: CallOptions = {}): Promise<void> {
-    await this.ok(Packet.RMDIR, (w) => w.string(path), opts, path);
+    await this.guarded(opts, (call) => this.ok(Packet.RMDIR, (w) => w.string(path), call, path));
   }
 
   /** Removes a file or a symlink. */
   async remove(path: string, opts: CallOptions = {}): Promise<void> {
-    await this.ok(Packet.REMOVE, (w) => w.string(path), opts, path);
+    await this.guarded(opts, (call) => this.ok(Packet.REMOVE, (w) => w.string(path), call, path));
   }
 
   /** Renames, replacing an existing target where the server can (posix-rename@openssh.com). */
   async rename(from: string, to: string, opts: CallOptions = {}): Promise<void> {
-    if (this.extensions.has('posix-rename@openssh.com')) {
-      await this.ok(Packet.EXTENDED, (w) => w.string('posix-rename@openssh.com').string(from).string(to), opts, from);
-    } else {
-      await this.ok(Packet.RENAME, (w) => w.string(from).string(to), opts, from);
-    }
+    await this.guarded(opts, (call) =>
+      this.extensions.has('posix-rename@openssh.com')
+        ? this.ok(Packet.EXTENDED, (w) => w.string('posix-rename@openssh.com').string(from).string(to), call, from)
+        : this.ok(Packet.RENAME, (w) => w.string(from).string(to), call, from),
+    );
   }
 
   /** Makes `linkPath` point at `target`. */
   async symlink(target: string, linkPath: string, opts: CallOptions = {}): Promise<void> {
     // OpenSSH, and pkg/sftp after it, take the target first: the reverse of the draft's order.
-    await this.ok(Packet.SYMLINK, (w) => w.string(target).string(linkPath), opts, linkPath);
+    await this.guarded(opts, (call) =>
+      this.ok(Packet.SYMLINK, (w) => w.string(target).string(linkPath), call, linkPath),
+    );
   }
 
   async readlink(path: string, opts: CallOptions = {}): Promise<string> {
-    return this.firstName(Packet.READLINK, path, opts);
+    return this.guarded(opts, (call) => this.firstName(Packet.READLINK, path, call));
   }
 
   /** The canonical absolute path. */
   async realpath(path: string, opts: CallOptions = {}): Promise<string> {
-    return this.firstName(Packet.REALPATH, path, opts);
+    return this.guarded(opts, (call) => this.firstName(Packet.REALPATH, path, call));
   }
 
   // ---- content ---------------------------------------------------------------------------------
@@ -272,7 +298,7 @@ export class SftpSession {
         });
         return { ...stat, bytes };
       } finally {
-        await this.closeHandle(handle);
+        await this.closeHandle(handle, d.signal);
       }
     });
   }
@@ -285,6 +311,7 @@ export class SftpSession {
       const flags = OpenFlag.WRITE | OpenFlag.CREAT | (opts.append ? OpenFlag.APPEND : OpenFlag.TRUNC);
       const handle = await this.open(path, flags, { mode: opts.mode ?? 0o644 }, call);
       let offset = 0;
+      let closed = false;
       try {
         if (opts.append) offset = (await this.fstat(handle, path, call)).size ?? 0;
         const start = offset;
@@ -295,11 +322,16 @@ export class SftpSession {
             const at = offset;
             offset += part.length;
             if (inFlight.length >= WRITE_WINDOW) await inFlight.shift();
-            inFlight.push(
-              this.ok(Packet.WRITE, (w) => w.string(handle).uint64(at).string(part), call, path, 32 + part.length).then(
-                () => opts.onProgress?.(at + part.length - start),
-              ),
-            );
+            const written = this.ok(
+              Packet.WRITE,
+              (w) => w.string(handle).uint64(at).string(part),
+              call,
+              path,
+              32 + part.length,
+            ).then(() => opts.onProgress?.(at + part.length - start));
+            // Observed at once: a failure while the source is being read must not go unhandled.
+            written.catch(() => {});
+            inFlight.push(written);
           }
         };
         try {
@@ -323,14 +355,22 @@ export class SftpSession {
         for (const group of attrGroups(attrs)) {
           await this.ok(Packet.FSETSTAT, (w) => w.string(handle).attrs(group), call, path);
         }
+        closed = true;
+        // A CLOSE can report a deferred write error: after writes it counts.
+        await this.ok(Packet.CLOSE, (w) => w.string(handle), call, path);
         return offset - start;
       } finally {
-        await this.closeHandle(handle);
+        if (!closed) await this.closeHandle(handle, d.signal);
       }
     });
   }
 
   // ---- the protocol ----------------------------------------------------------------------------
+
+  /** Runs one call under its own deadline, so `timeout` holds and aborts come typed. */
+  private guarded<T>(opts: CallOptions, fn: (call: CallOptions) => Promise<T>): Promise<T> {
+    return withDeadline(opts, BACKEND, (d) => fn({ signal: d.signal }));
+  }
 
   private async readChunks(
     handle: Buffer,
@@ -370,6 +410,7 @@ export class SftpSession {
         if (!slot) return total;
         const data = await slot.reply;
         if (data === null || data.length === 0) return total;
+        if (data.length > slot.length) throw this.protocolError(`${path}: DATA longer than the READ asked for`);
         total += data.length;
         await onChunk(data, total);
         if (data.length < slot.length) {
@@ -394,9 +435,21 @@ export class SftpSession {
     return (await this.expect(Packet.ATTRS, Packet.FSTAT, (w) => w.string(handle), opts, path)).attrs();
   }
 
-  private async closeHandle(handle: Buffer): Promise<void> {
+  /**
+   * Closes a handle. After an abort or timeout the CLOSE goes out without waiting for its answer;
+   * otherwise its answer is awaited for a few seconds at most, so a dead link cannot hold a call.
+   */
+  private async closeHandle(handle: Buffer, signal: AbortSignal | undefined): Promise<void> {
     if (this.failure) return;
-    await this.ok(Packet.CLOSE, (w) => w.string(handle), {}, 'handle').catch(() => {});
+    const closing = this.ok(
+      Packet.CLOSE,
+      (w) => w.string(handle),
+      { signal: AbortSignal.timeout(CLOSE_WAIT) },
+      'handle',
+    );
+    closing.catch(() => {});
+    if (signal?.aborted) return;
+    await closing;
   }
 
   private async firstName(type: number, path: string, opts: CallOptions): Promise<string> {
@@ -436,14 +489,15 @@ export class SftpSession {
     if (this.failure) return Promise.reject(this.failure);
     const signal = opts.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const id = this.nextId;
-    this.nextId = (this.nextId + 1) >>> 0 || 1;
+    const id = this.takeId();
     const w = new PacketWriter(type, capacity).uint32(id);
     build(w);
     const reply = new Promise<Reply>((resolve, reject) => {
       // On abort the reply may still come; it is dropped, and the session stays usable.
       const onAbort = () => {
-        if (this.pending.delete(id)) reject(signal?.reason);
+        if (!this.pending.delete(id)) return;
+        if (type === Packet.OPEN || type === Packet.OPENDIR) this.orphans.add(id);
+        reject(signal?.reason);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
@@ -461,13 +515,25 @@ export class SftpSession {
     return reply;
   }
 
+  private takeId(): number {
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) >>> 0 || 1;
+    return id;
+  }
+
   private dispatch(packet: Buffer): void {
     const body = new PacketReader(packet);
     try {
       const type = body.byte();
       const id = body.uint32();
       const waiting = this.pending.get(id);
-      if (!waiting) return;
+      if (!waiting) {
+        if (this.orphans.delete(id) && type === Packet.HANDLE && !this.failure) {
+          const handle = body.bytes();
+          this.socket.write(new PacketWriter(Packet.CLOSE, 64).uint32(this.takeId()).string(handle).finish());
+        }
+        return;
+      }
       this.pending.delete(id);
       let status: Reply['status'];
       if (type === Packet.STATUS) {
