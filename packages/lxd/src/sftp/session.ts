@@ -334,16 +334,19 @@ export class SftpSession {
             inFlight.push(written);
           }
         };
+        let failure: { error: unknown } | undefined;
         try {
           if (typeof content === 'string') await sendChunk(Buffer.from(content, 'utf8'));
           else if (Buffer.isBuffer(content)) await sendChunk(content);
           else for await (const chunk of content) await sendChunk(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-        } finally {
-          // Every write is settled before the handle closes, whatever happened.
-          const settled = await Promise.allSettled(inFlight);
-          const failed = settled.find((s) => s.status === 'rejected');
-          if (failed) throw (failed as PromiseRejectedResult).reason;
+        } catch (error) {
+          failure = { error };
         }
+        // Every write is settled before the handle closes, whatever happened.
+        const settled = await Promise.allSettled(inFlight);
+        if (failure) throw failure.error;
+        const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (rejected) throw rejected.reason;
         const attrs: SftpAttrs = {};
         if (opts.mode !== undefined) attrs.mode = opts.mode;
         if (opts.uid !== undefined || opts.gid !== undefined) {
