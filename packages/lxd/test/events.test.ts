@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LxdClient, type LxdEvent, type ReconnectInfo } from '@vmplane/lxd';
-import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+import { connect, createInstance, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
 import { SocketProxy } from './support/socket-proxy.js';
 
 /** Reads events until `want` has matched each of `actions` for `name`, or the deadline. */
@@ -28,8 +28,7 @@ describe('events', () => {
     try {
       await stream.ready();
       const seen = collectLifecycle(stream, name, ['instance-created', 'instance-started', 'instance-stopped']);
-      await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
-      await lxd.instances.start(name);
+      await createInstance(lxd, name);
       await lxd.instances.stop(name, { force: true });
       const actions = await seen;
       assert.deepEqual(

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { AbortError, InvalidArgumentError, type LxdClient, TimeoutError } from '@vmplane/lxd';
-import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
 
 describe('exec', () => {
   let lxd: LxdClient;
@@ -11,8 +11,7 @@ describe('exec', () => {
 
   before(async () => {
     lxd = await connect();
-    await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
-    await lxd.instances.start(name);
+    await createInstance(lxd, name);
   });
   /** Polls `ps` in the instance until a command line is (or is no longer) there. */
   async function running(commandLine: string, present = true): Promise<boolean> {

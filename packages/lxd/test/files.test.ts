@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { InvalidArgumentError, type LxdClient, NotFoundError } from '@vmplane/lxd';
-import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
 
 describe('files', () => {
   let lxd: LxdClient;
@@ -16,8 +16,7 @@ describe('files', () => {
   before(async () => {
     lxd = await connect();
     local = await mkdtemp(join(tmpdir(), 'vmpt-files-'));
-    await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
-    await lxd.instances.start(name);
+    await createInstance(lxd, name);
   });
   after(async () => {
     await removeInstance(lxd, name);

@@ -13,7 +13,7 @@ import {
   NotFoundError,
   type SftpSession,
 } from '@vmplane/lxd';
-import { connect, IMAGE_ALIAS, removeInstance, uniqueName } from './support/lxd.js';
+import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -24,8 +24,7 @@ describe('sftp', () => {
 
   before(async () => {
     lxd = await connect();
-    await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
-    await lxd.instances.start(name);
+    await createInstance(lxd, name);
     sftp = await lxd.instances.files.sftp(name);
   });
   after(async () => {

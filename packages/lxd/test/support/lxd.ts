@@ -52,6 +52,12 @@ export function removeLeftoverLogs(name: string | ((entry: string) => boolean)):
   }
 }
 
+/** Creates a container named `name` from the test image and, unless told not to, starts it. */
+export async function createInstance(lxd: LxdClient, name: string, opts: { start?: boolean } = {}): Promise<void> {
+  await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
+  if (opts.start !== false) await lxd.instances.start(name);
+}
+
 /** Creates (and by default starts) a container from the test image, removed after `fn` even on failure. */
 export async function withInstance<T>(
   lxd: LxdClient,
@@ -61,8 +67,7 @@ export async function withInstance<T>(
 ): Promise<T> {
   const name = uniqueName(label);
   try {
-    await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
-    if (opts.start !== false) await lxd.instances.start(name);
+    await createInstance(lxd, name, opts);
     return await fn(name);
   } finally {
     await removeInstance(lxd, name);
