@@ -17,7 +17,7 @@ import {
   TimeoutError,
 } from '@vmplane/lxd';
 import { marker, splitMetadata, unifiedImage } from './support/images-tar.js';
-import { connect, IMAGE_ALIAS, IMAGE_DIR, PREFIX, uniqueName } from './support/lxd.js';
+import { connect, IMAGE_ALIAS, IMAGE_DIR, PREFIX, uniqueName, withInstance } from './support/lxd.js';
 
 const sha256 = (...parts: Buffer[]) => {
   const h = createHash('sha256');
@@ -250,6 +250,56 @@ describe('images', () => {
     const done = await operation.settled();
     assert.equal(done.status, 'Cancelled');
     await remove(result.fingerprint);
+  });
+
+  test('publish: an image of an instance and of a snapshot, with properties and aliases', async () => {
+    await withInstance(
+      lxd,
+      'publish',
+      async (name) => {
+        await lxd.instances.files.push(name, '/root/baked', 'in the image\n');
+        await lxd.instances.snapshots.create(name, { name: 'snap0' });
+        const alias = uniqueName('published');
+        aliases.add(alias);
+        const made = await lxd.images.publish(
+          { instance: name },
+          {
+            aliases: [alias],
+            properties: { os: 'busybox', description: 'vmplane test' },
+            compressionAlgorithm: 'none',
+          },
+        );
+        fingerprints.add(made.fingerprint);
+        assert.match(made.fingerprint, /^[0-9a-f]{64}$/);
+        assert.deepEqual(made.aliases, [alias]);
+        const image = await lxd.images.get(made.fingerprint);
+        assert.equal(image.properties?.os, 'busybox');
+        assert.equal((await lxd.images.aliases.get(alias)).target, made.fingerprint);
+        const fromSnapshot = await lxd.images.publish(
+          { instance: name, snapshot: 'snap0' },
+          { compressionAlgorithm: 'none' },
+        );
+        fingerprints.add(fromSnapshot.fingerprint);
+        assert.ok(await lxd.images.exists(fromSnapshot.fingerprint));
+        // An instance made from the published image has the file that was baked in.
+        await withInstance(
+          lxd,
+          'frompub',
+          async (child) => {
+            const file = await lxd.instances.files.pull(child, '/root/baked');
+            assert.ok(file.type === 'file' && file.content.toString() === 'in the image\n');
+          },
+          { image: alias },
+        );
+        await lxd.images.aliases.delete(alias);
+        await remove(made.fingerprint);
+        await remove(fromSnapshot.fingerprint);
+      },
+      { start: false },
+    );
+    await assert.rejects(lxd.images.publish({ instance: 'bad/name' }), InvalidArgumentError);
+    await assert.rejects(lxd.images.publish({ instance: 'ok', snapshot: '../x' }), InvalidArgumentError);
+    await assert.rejects(lxd.images.publish({ instance: uniqueName('missing') }), LxdError);
   });
 
   test('refresh of a local image (no source) fails typed', async () => {

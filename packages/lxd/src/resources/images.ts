@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, path, withDeadline } from '@vmplane/common';
+import { type Deadline, InvalidArgumentError, path, withDeadline } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { type AliasCreate, checkAliasName, ImageAliases } from '../images/aliases.js';
 import { ChecksumMismatchError } from '../images/errors.js';
@@ -15,6 +15,7 @@ import {
   VerifyingStream,
 } from '../images/transfer.js';
 import { checkFingerprint } from '../images/validate.js';
+import { checkInstanceName, checkObjectName } from '../names.js';
 import type { LxdOperation, OperationProgress } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import type { Image, ImageAlias, ImagePut, ImagesPost, ImagesPostSource, Operation } from '../types/api.js';
@@ -133,6 +134,26 @@ export interface ImageCopyOptions extends LxdCallOptions {
   autoUpdate?: boolean | undefined;
   profiles?: readonly string[] | undefined;
   /** LXD's download progress, from the operation's events. */
+  onProgress?: ((progress: OperationProgress) => void) | undefined;
+}
+
+/** What to make an image of: an instance (stopped) or one of its snapshots. */
+export interface ImagePublishSource {
+  instance: string;
+  snapshot?: string | undefined;
+}
+
+export interface ImagePublishOptions extends LxdCallOptions {
+  /** Aliases to point at the new image (as `lxc publish --alias`). */
+  aliases?: readonly (string | ImageAlias)[] | undefined;
+  public?: boolean | undefined;
+  /** Descriptive properties, e.g. `{ os: 'busybox', release: '1.35' }`. */
+  properties?: Readonly<Record<string, string>> | undefined;
+  /** `gzip` (LXD's default), `none`, `xz`, `zstd`, ... */
+  compressionAlgorithm?: string | undefined;
+  expiresAt?: Date | undefined;
+  profiles?: readonly string[] | undefined;
+  /** LXD's progress (packing, compressing), from the operation's events. */
   onProgress?: ((progress: OperationProgress) => void) | undefined;
 }
 
@@ -488,30 +509,72 @@ export class Images extends Resource {
   copyFrom(source: ImageCopySource, opts: ImageCopyOptions = {}): Promise<ImageResult> {
     return withDeadline({ signal: opts.signal, timeout: opts.timeout }, BACKEND, async (d) => {
       const op = await this.startCopy(source, { ...opts, signal: d.signal, timeout: undefined });
-      const watching = new AbortController();
-      if (opts.onProgress) {
-        const onProgress = opts.onProgress;
-        (async () => {
-          for await (const p of op.progress({ signal: watching.signal })) onProgress(p);
-        })().catch(() => {});
-      }
-      let done: Operation;
-      try {
-        done = await op.wait({ signal: d.signal });
-      } catch (error) {
-        if (d.reason()) {
-          await op.cancel().catch(() => {});
-          this.removeWhenDone(op, opts.project);
-        }
-        throw error;
-      } finally {
-        watching.abort();
-      }
-      const fingerprint = String((done.metadata as { fingerprint?: unknown } | null)?.fingerprint ?? '');
-      const size = Number((done.metadata as { size?: unknown } | null)?.size ?? 0);
-      const aliases = await this.setAliases(fingerprint, opts.aliases, { project: opts.project, signal: d.signal });
-      return { fingerprint, size, aliases };
+      return this.imageFrom(op, opts, d);
     });
+  }
+
+  /**
+   * Makes an image of a stopped instance or of a snapshot (`lxc publish`), with properties and
+   * aliases. An abort leaves no image.
+   */
+  async publish(source: ImagePublishSource, opts: ImagePublishOptions = {}): Promise<ImageResult> {
+    const instance = checkInstanceName(source.instance, 'instance');
+    const name =
+      source.snapshot === undefined ? instance : `${instance}/${checkObjectName(source.snapshot, 'snapshot')}`;
+    for (const a of opts.aliases ?? []) checkAliasName(typeof a === 'string' ? a : a.name, 'aliases');
+    if (opts.expiresAt !== undefined && Number.isNaN(opts.expiresAt.getTime())) {
+      throw new InvalidArgumentError({
+        message: 'expiresAt is not a valid date',
+        argument: 'expiresAt',
+        backend: BACKEND,
+      });
+    }
+    const body: ImagesPost = {
+      source: { type: source.snapshot === undefined ? 'instance' : 'snapshot', name },
+      public: opts.public ?? false,
+    };
+    if (opts.properties) body.properties = { ...opts.properties };
+    if (opts.compressionAlgorithm) body.compression_algorithm = opts.compressionAlgorithm;
+    if (opts.expiresAt) body.expires_at = opts.expiresAt.toISOString();
+    if (opts.profiles) body.profiles = [...opts.profiles];
+    return withDeadline({ signal: opts.signal, timeout: opts.timeout }, BACKEND, async (d) => {
+      const op = await this.operation('POST', '/1.0/images', { project: opts.project, signal: d.signal, body });
+      return this.imageFrom(op, opts, d);
+    });
+  }
+
+  /** Waits for an operation that makes an image, reporting progress; sets aliases on the result. */
+  private async imageFrom(
+    op: LxdOperation,
+    opts: LxdCallOptions & {
+      aliases?: readonly (string | ImageAlias)[] | undefined;
+      onProgress?: ((progress: OperationProgress) => void) | undefined;
+    },
+    d: Deadline,
+  ): Promise<ImageResult> {
+    const watching = new AbortController();
+    if (opts.onProgress) {
+      const onProgress = opts.onProgress;
+      (async () => {
+        for await (const p of op.progress({ signal: watching.signal })) onProgress(p);
+      })().catch(() => {});
+    }
+    let done: Operation;
+    try {
+      done = await op.wait({ signal: d.signal });
+    } catch (error) {
+      if (d.reason()) {
+        await op.cancel().catch(() => {});
+        this.removeWhenDone(op, opts.project);
+      }
+      throw error;
+    } finally {
+      watching.abort();
+    }
+    const fingerprint = String((done.metadata as { fingerprint?: unknown } | null)?.fingerprint ?? '');
+    const size = Number((done.metadata as { size?: unknown } | null)?.size ?? 0);
+    const aliases = await this.setAliases(fingerprint, opts.aliases, { project: opts.project, signal: d.signal });
+    return { fingerprint, size, aliases };
   }
 
   /** Starts a copy (POST /1.0/images, source type image, mode pull) and returns its operation unwaited. */

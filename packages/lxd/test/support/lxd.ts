@@ -53,8 +53,12 @@ export function removeLeftoverLogs(name: string | ((entry: string) => boolean)):
 }
 
 /** Creates a container named `name` from the test image and, unless told not to, starts it. */
-export async function createInstance(lxd: LxdClient, name: string, opts: { start?: boolean } = {}): Promise<void> {
-  await (await lxd.instances.createFromImage(name, { alias: IMAGE_ALIAS })).wait();
+export async function createInstance(
+  lxd: LxdClient,
+  name: string,
+  opts: { start?: boolean; image?: string } = {},
+): Promise<void> {
+  await (await lxd.instances.createFromImage(name, { alias: opts.image ?? IMAGE_ALIAS })).wait();
   if (opts.start !== false) await lxd.instances.start(name);
 }
 
@@ -63,7 +67,7 @@ export async function withInstance<T>(
   lxd: LxdClient,
   label: string,
   fn: (name: string) => Promise<T>,
-  opts: { start?: boolean } = {},
+  opts: { start?: boolean; image?: string } = {},
 ): Promise<T> {
   const name = uniqueName(label);
   try {
