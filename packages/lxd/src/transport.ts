@@ -308,15 +308,7 @@ export class LxdTransport {
       });
       req.once('error', (error: NodeJS.ErrnoException) => {
         if (d.reason()) return;
-        settle(
-          new ConnectionError({
-            message: `upgrade ${url.pathname}: ${redactText(error.message)}`,
-            backend: BACKEND,
-            sent: sent && !['ECONNREFUSED', 'ENOENT'].includes(error.code ?? ''),
-            syscallCode: error.code,
-            cause: error,
-          }),
-        );
+        settle(socketError(`upgrade ${url.pathname}`, error, sent));
       });
       req.end();
     });
@@ -361,18 +353,21 @@ export class LxdTransport {
       });
       ws.once('error', (error: NodeJS.ErrnoException) => {
         if (d.reason()) return fail(d.reason());
-        fail(
-          new ConnectionError({
-            message: `websocket ${url.pathname}: ${redactText(error.message)}`,
-            backend: BACKEND,
-            sent: error.code === undefined || !['ECONNREFUSED', 'ENOENT'].includes(error.code),
-            syscallCode: error.code,
-            cause: error,
-          }),
-        );
+        fail(socketError(`websocket ${url.pathname}`, error, true));
       });
     });
   }
+}
+
+/** A failed connection; refused or missing sockets mean the request never left. */
+function socketError(what: string, error: NodeJS.ErrnoException, mayHaveSent: boolean): ConnectionError {
+  return new ConnectionError({
+    message: `${what}: ${redactText(error.message)}`,
+    backend: BACKEND,
+    sent: mayHaveSent && !['ECONNREFUSED', 'ENOENT'].includes(error.code ?? ''),
+    syscallCode: error.code,
+    cause: error,
+  });
 }
 
 /** Reads an answer that is not the upgrade asked for into the typed error its envelope names. */
@@ -383,21 +378,7 @@ function errorFromIncoming(res: http.IncomingMessage, method: string, path: stri
     res.on('error', () => {});
     res.on('close', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      let envelope: Envelope = {};
-      try {
-        envelope = JSON.parse(text) as Envelope;
-      } catch {}
-      resolve(
-        apiErrorFromStatus({
-          status: res.statusCode ?? 500,
-          code: envelope.error_code,
-          message: envelope.error ? redactText(envelope.error) : `${method} ${path}: HTTP ${res.statusCode}`,
-          body: envelope,
-          backend: BACKEND,
-          method,
-          path,
-        }),
-      );
+      resolve(errorFromText(res.statusCode ?? 500, text, res.headers, method, path));
     });
   });
 }
@@ -427,23 +408,36 @@ async function readEnvelope(res: HttpResponse): Promise<Envelope> {
 }
 
 async function errorFrom(res: HttpResponse, method: string, path: string) {
-  let envelope: Envelope = {};
-  let body: unknown;
+  let text: string | undefined;
   try {
-    const text = await res.text();
-    body = text;
-    envelope = JSON.parse(text) as Envelope;
+    text = await res.text();
+  } catch {}
+  return errorFromText(res.status, text, res.headers, method, path);
+}
+
+/** The typed error an LXD error answer names: its envelope's message and code, or the bare status. */
+function errorFromText(
+  status: number,
+  text: string | undefined,
+  headers: http.IncomingHttpHeaders,
+  method: string,
+  path: string,
+) {
+  let envelope: Envelope = {};
+  let body: unknown = text;
+  try {
+    envelope = JSON.parse(text ?? '') as Envelope;
     body = envelope;
   } catch {}
   return apiErrorFromStatus({
-    status: res.status,
+    status,
     code: envelope.error_code,
-    message: envelope.error ? redactText(envelope.error) : `${method} ${path}: HTTP ${res.status}`,
+    message: envelope.error ? redactText(envelope.error) : `${method} ${path}: HTTP ${status}`,
     body,
     backend: BACKEND,
     method,
     path,
-    requestId: headerValue(res.headers['x-request-id']),
+    requestId: headerValue(headers['x-request-id']),
   });
 }
 

@@ -136,8 +136,9 @@ export class InstanceExec extends Resource {
    */
   async recorded(name: string, opts: ExecOptions): Promise<ExecResult> {
     checkCommand(opts.command);
+    const project = projectOf(opts);
     return withDeadline(opts, BACKEND, async (d) => {
-      const call = { ...projectOf(opts), signal: d.signal };
+      const call = { ...project, signal: d.signal };
       const op = await this.operation('POST', path`/1.0/instances/${checkInstanceName(name)}/exec`, {
         ...call,
         body: { ...execBody(opts), interactive: false, 'wait-for-websocket': false, 'record-output': true },
@@ -147,8 +148,8 @@ export class InstanceExec extends Resource {
         final = await op.settled({ signal: d.signal });
       } catch (error) {
         void op.settled().then(
-          (ended) => this.removeRecorded(ended, name, projectOf(opts)),
-          () => this.removeRecorded(op.initial, name, projectOf(opts)),
+          (ended) => this.removeRecorded(ended, name, project),
+          () => this.removeRecorded(op.initial, name, project),
         );
         throw error;
       }
@@ -162,7 +163,7 @@ export class InstanceExec extends Resource {
         ]);
         return { exitCode: typeof exitCode === 'number' ? exitCode : -1, stdout, stderr };
       } finally {
-        await this.removeRecorded(final, name, projectOf(opts));
+        await this.removeRecorded(final, name, project);
       }
     });
   }

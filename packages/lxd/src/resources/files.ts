@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, path, withDeadline } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { checkInstanceName, checkInstancePath } from '../names.js';
-import { SftpSession, type SftpTransferOptions } from '../sftp/session.js';
+import { SftpSession, type SftpTransferOptions, type SftpWriteOptions } from '../sftp/session.js';
 import { type LxdCallOptions, Resource } from './base.js';
 
 export type FileType = 'file' | 'directory' | 'symlink';
@@ -118,11 +118,10 @@ export class InstanceFiles extends Resource {
             backend: BACKEND,
           });
         }
-        // No setuid, setgid or sticky bit on the host from an instance's file, as with lxc.
-        const mode = (link.mode ?? 0o644) & 0o777;
+        const mode = (link.mode ?? 0o644) & 0o7777;
         const writer = await BatchedFileWriter.create(localPath, mode);
         try {
-          const read = await session.read(filePath, { signal: d.signal, ...progressOf(opts) }, (chunk) =>
+          const read = await session.read(filePath, { signal: d.signal, onProgress: opts.onProgress }, (chunk) =>
             writer.add(chunk),
           );
           await writer.finish();
@@ -145,7 +144,7 @@ export class InstanceFiles extends Resource {
     name: string,
     localPath: string,
     filePath: string,
-    opts: SftpTransferOptions & { project?: string | undefined; mode?: number; uid?: number; gid?: number } = {},
+    opts: SftpTransferOptions & Pick<SftpWriteOptions, 'mode' | 'uid' | 'gid'> & { project?: string | undefined } = {},
   ): Promise<number> {
     checkInstancePath(filePath);
     return withDeadline(opts, BACKEND, async (d) => {
@@ -163,9 +162,9 @@ export class InstanceFiles extends Resource {
         return await session.writeFile(filePath, source, {
           signal: d.signal,
           mode: opts.mode ?? local.mode & 0o7777,
-          ...(opts.uid === undefined ? {} : { uid: opts.uid }),
-          ...(opts.gid === undefined ? {} : { gid: opts.gid }),
-          ...progressOf(opts),
+          uid: opts.uid,
+          gid: opts.gid,
+          onProgress: opts.onProgress,
         });
       } finally {
         source.destroy();
@@ -354,6 +353,7 @@ class BatchedFileWriter {
    */
   static async create(localPath: string, mode: number): Promise<BatchedFileWriter> {
     const partPath = `${localPath}.${randomBytes(4).toString('hex')}.part`;
+    // No setuid, setgid or sticky bit on the host from an instance's file, as with lxc.
     const safeMode = (mode || 0o644) & 0o777;
     return new BatchedFileWriter(await open(partPath, 'wx', safeMode), partPath, localPath, safeMode);
   }
@@ -396,10 +396,6 @@ async function writeBatched(stream: Readable, localPath: string, mode: number): 
     await writer.discard();
     throw error;
   }
-}
-
-function progressOf(opts: SftpTransferOptions): Pick<SftpTransferOptions, 'onProgress'> {
-  return opts.onProgress ? { onProgress: opts.onProgress } : {};
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {

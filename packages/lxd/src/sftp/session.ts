@@ -104,8 +104,7 @@ export class SftpSession {
   static async start(socket: Duplex, label: string, opts: CallOptions = {}): Promise<SftpSession> {
     const splitter = new PacketSplitter();
     let session: SftpSession | undefined;
-    const broken = (message: string) =>
-      new ConnectionError({ message: `${label}: ${message}`, backend: BACKEND, sent: true });
+    const broken = (message: string) => brokenConnection(label, message);
     const version = new Promise<SftpSession>((resolve, reject) => {
       socket.on('data', (chunk: Buffer) => {
         try {
@@ -286,9 +285,7 @@ export class SftpSession {
       const call = { signal: d.signal };
       const handle = await this.open(path, OpenFlag.READ, {}, call);
       try {
-        const stat = withStat(
-          (await this.expect(Packet.ATTRS, Packet.FSTAT, (w) => w.string(handle), call, path)).attrs(),
-        );
+        const stat = withStat(await this.fstat(handle, path, call));
         if (stat.type === 'directory') {
           throw new InvalidArgumentError({ message: `${path} is a directory`, argument: 'path', backend: BACKEND });
         }
@@ -561,7 +558,7 @@ export class SftpSession {
     if (reply.type !== Packet.STATUS) return this.protocolError(`${path}: unexpected SFTP reply ${reply.type}`);
     const { code, message } = statusOf(reply);
     if (code === Status.NO_CONNECTION || code === Status.CONNECTION_LOST) {
-      return new ConnectionError({ message: `${this.label}: ${message}`, backend: BACKEND, sent: true });
+      return this.protocolError(message);
     }
     return apiErrorFromStatus({
       status: STATUS_HTTP[code] ?? 500,
@@ -573,8 +570,12 @@ export class SftpSession {
   }
 
   private protocolError(message: string): ConnectionError {
-    return new ConnectionError({ message: `${this.label}: ${message}`, backend: BACKEND, sent: true });
+    return brokenConnection(this.label, message);
   }
+}
+
+function brokenConnection(label: string, message: string): ConnectionError {
+  return new ConnectionError({ message: `${label}: ${message}`, backend: BACKEND, sent: true });
 }
 
 function statusOf(reply: Reply): { code: number; message: string } {
