@@ -447,9 +447,10 @@ export class SftpSession {
       { signal: AbortSignal.timeout(CLOSE_WAIT) },
       'handle',
     );
-    closing.catch(() => {});
+    const settled = closing.catch(() => {});
     if (signal?.aborted) return;
-    await closing;
+    // The call's outcome is decided already; a CLOSE that fails or times out does not change it.
+    await settled;
   }
 
   private async firstName(type: number, path: string, opts: CallOptions): Promise<string> {
