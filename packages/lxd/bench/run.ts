@@ -5,11 +5,12 @@
  *   npm run bench:lxd [-- --reps 3 --cycles 10 --execs 100 --list 30 --lists 10 --mib 64 --transfers 3]
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LxdClient } from '@vmplane/lxd';
+import { removeLeftoverLogs } from '../test/support/lxd.js';
 import { type Cli, startCli, startupProbe } from './cli.js';
 import { type Pylxd, startPylxd } from './pylxd.js';
 import { fmtMs, median, type Row, ratio, renderTable } from './table.js';
@@ -72,15 +73,6 @@ async function deleteMine(): Promise<number> {
   return mine.length;
 }
 
-/** LXD 5.0.2 keeps a deleted container's log directory; this run's go with its containers. */
-async function removeLeftoverLogs(): Promise<void> {
-  const logs = join(process.env.LXD_DIR ?? '/var/lib/lxd', 'logs');
-  const entries = await readdir(logs).catch(() => [] as string[]);
-  for (const entry of entries.filter((e) => e.startsWith(`${RUN}-`))) {
-    await rm(join(logs, entry), { recursive: true, force: true }).catch(() => {});
-  }
-}
-
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     aborting = true;
@@ -96,7 +88,8 @@ function cleanup(): Promise<void> {
     } catch (error) {
       log(`cleanup failed: ${String(error)}`);
     }
-    await removeLeftoverLogs();
+    // LXD 5.0.2 keeps a deleted container's log directory; this run's go with its containers.
+    removeLeftoverLogs((entry) => entry.startsWith(`${RUN}-`));
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
     lxd.close();
   })();
@@ -137,6 +130,9 @@ async function cycle(client: ClientName, name: string): Promise<number> {
   }
 }
 
+/** Our buffered exec as it comes (recorded output), or over websockets. */
+const viaOf = (client: 'ours' | 'ours-websockets') => (client === 'ours' ? {} : { via: 'websockets' as const });
+
 async function exec(client: ClientName | 'ours-websockets'): Promise<number> {
   switch (client) {
     case 'ours':
@@ -144,7 +140,7 @@ async function exec(client: ClientName | 'ours-websockets'): Promise<number> {
       const t0 = performance.now();
       const r = await lxd.instances.exec(WORK, {
         command: COMMAND,
-        ...(client === 'ours' ? {} : { via: 'websockets' as const }),
+        ...viaOf(client),
       });
       const ms = performance.now() - t0;
       if (r.exitCode !== 0) throw new Error(`exec exit code ${r.exitCode}`);
@@ -190,7 +186,7 @@ async function outputLoss(client: ClientName | 'ours-websockets'): Promise<numbe
         }
         const r = await lxd.instances.exec(WORK, {
           command: command(tag),
-          ...(client === 'ours' ? {} : { via: 'websockets' as const }),
+          ...viaOf(client),
         });
         return expect(tag, r.stdout.toString(), r.stderr.toString());
       }),
