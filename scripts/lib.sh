@@ -46,8 +46,10 @@ ensure_lxd_running() {
   if lxd_ready; then return 0; fi
   mkdir -p "$LXD_LOG_DIR"
   log "starting the LXD daemon (log: $LXD_LOG_DIR/lxd.log)"
-  # setsid: the daemon outlives this script and the test run, like a service would.
-  setsid nohup lxd --group root --logfile "$LXD_LOG_DIR/lxd.log" >"$LXD_LOG_DIR/stdout.log" 2>&1 </dev/null &
+  # setsid: the daemon outlives this script and the test run, like a service would. It runs from /,
+  # not from this checkout: the tools it spawns (rsync for snapshots and copies) fail once a
+  # temporary clone it was started from is deleted.
+  (cd / && exec setsid nohup lxd --group root --logfile "$LXD_LOG_DIR/lxd.log") >"$LXD_LOG_DIR/stdout.log" 2>&1 </dev/null &
   echo $! >"$LXD_LOG_DIR/lxd.pid"
   for _ in $(seq 1 60); do
     if [ -S "$LXD_SOCKET" ] && lxd waitready --timeout 2 >/dev/null 2>&1; then break; fi
