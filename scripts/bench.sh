@@ -6,4 +6,4 @@ name="${1:?usage: bench.sh lxd|proxmox}"
 [ "$name" = lxd ] && setup_lxd
 cd "$ROOT"
 export VMPLANE_ROOT="$ROOT" VMPLANE_IMAGE_ALIAS="$IMAGE_ALIAS" VMPLANE_IMAGE_DIR="$CACHE/images"
-exec node --conditions=source --import tsx "packages/$name/bench/run.ts" "${@:2}"
+exec node --conditions=vmplane-source --import tsx "packages/$name/bench/run.ts" "${@:2}"

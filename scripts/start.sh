@@ -5,4 +5,4 @@ ensure_node_modules
 setup_lxd
 cd "$ROOT"
 export VMPLANE_IMAGE_ALIAS="$IMAGE_ALIAS"
-exec node --conditions=source --import tsx scripts/demo.ts "$@"
+exec node --conditions=vmplane-source --import tsx scripts/demo.ts "$@"

@@ -13,4 +13,4 @@ bash "$ROOT/scripts/build.sh"
 mapfile -t files < <(find packages -path '*/node_modules' -prune -o -path '*/test/*' -name '*.test.ts' -print | sort)
 log "running ${#files[@]} test files"
 export VMPLANE_ROOT="$ROOT" VMPLANE_IMAGE_ALIAS="$IMAGE_ALIAS" VMPLANE_IMAGE_DIR="$CACHE/images"
-exec node --conditions=source --import tsx --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"
+exec node --conditions=vmplane-source --import tsx --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"

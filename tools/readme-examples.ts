@@ -43,7 +43,7 @@ export async function runExample(
   const file = join(dir, `example-${example.line}-${process.pid}.mts`);
   await writeFile(file, example.code);
   try {
-    return await runProcess(process.execPath, ['--conditions=source', '--import', 'tsx', file], {
+    return await runProcess(process.execPath, ['--conditions=vmplane-source', '--import', 'tsx', file], {
       cwd: packageDir,
       env: { ...process.env, ...env },
     });

@@ -10,7 +10,7 @@ test('the bin starts, prints URL, credentials and modelled paths, answers /versi
   const child = spawn(
     process.execPath,
     [
-      '--conditions=source',
+      '--conditions=vmplane-source',
       '--import',
       'tsx',
       join(pkg, 'src', 'bin.ts'),
