@@ -9,9 +9,11 @@
  *   │   ├── ServerError (5xx)
  *   │   └── OperationFailedError   a long-running operation/task ended badly
  *   ├── InvalidArgumentError  refused locally, before anything was sent
- *   ├── ConnectionError       no answer: refused, reset, TLS failure (`sent` says if the request left)
- *   ├── TimeoutError          our own deadline passed
- *   └── AbortError            the caller's signal fired
+ *   ├── ConnectionError       no answer: refused, reset (`sent` says if the request may have left)
+ *   │   └── TlsVerificationError    the server's certificate was refused: final, nothing was sent
+ *   │       └── FingerprintMismatchError   it is not the pinned one
+ *   ├── TimeoutError          our own deadline passed      (`sent`, `operationId`: what may have happened)
+ *   └── AbortError            the caller's signal fired    (`sent`, `operationId`: what may have happened)
  *
  * Backend packages export a class named after the backend (LxdError, ProxmoxError) that matches
  * any ApiError of that backend, so `instanceof NotFoundError` and `instanceof LxdError` both hold.
@@ -57,10 +59,13 @@ export class ApiError extends VmplaneError {
   readonly path: string | undefined;
   /** Per-field messages (empty when the backend gave none). */
   readonly errors: Readonly<Record<string, string>>;
+  /** Seconds the server asked us to wait (`Retry-After`), when it said. */
+  readonly retryAfter: number | undefined;
 
   constructor(init: ApiErrorInit) {
     super(init);
     this.status = init.status;
+    this.retryAfter = init.retryAfter;
     this.code = init.code ?? init.status;
     this.body = init.body;
     this.requestId = init.requestId;
@@ -94,12 +99,6 @@ export class PreconditionFailedError extends ApiError {
 }
 export class RateLimitedError extends ApiError {
   override name = 'RateLimitedError';
-  /** Seconds the server asked us to wait, when it said. */
-  readonly retryAfter: number | undefined;
-  constructor(init: ApiErrorInit) {
-    super(init);
-    this.retryAfter = init.retryAfter;
-  }
 }
 export class ServerError extends ApiError {
   override name = 'ServerError';
@@ -155,17 +154,96 @@ export class ConnectionError extends VmplaneError {
   }
 }
 
-export class TimeoutError extends VmplaneError {
+export interface TlsVerificationErrorInit extends VmplaneErrorInit {
+  /** OpenSSL's or Node's code for the refusal (`DEPTH_ZERO_SELF_SIGNED_CERT`, ...). */
+  syscallCode?: string | undefined;
+}
+
+/**
+ * The server's certificate was refused. Final: retrying cannot change the certificate, and no byte
+ * of the request was sent, since the check happens before the request is handed the connection.
+ */
+export class TlsVerificationError extends ConnectionError {
+  override name = 'TlsVerificationError';
+  constructor(init: TlsVerificationErrorInit) {
+    super({ ...init, sent: false });
+  }
+}
+
+/** The server's certificate is not the pinned one. */
+export class FingerprintMismatchError extends TlsVerificationError {
+  override name = 'FingerprintMismatchError';
+  readonly code = 'ERR_TLS_CERT_FINGERPRINT_MISMATCH';
+  /** SHA-256 fingerprints, lower-case hex without colons. */
+  readonly expected: string;
+  readonly actual: string;
+  constructor(init: VmplaneErrorInit & { expected: string; actual: string }) {
+    super({ ...init, syscallCode: 'ERR_TLS_CERT_FINGERPRINT_MISMATCH' });
+    this.expected = init.expected;
+    this.actual = init.actual;
+  }
+}
+
+export interface InterruptionInit extends VmplaneErrorInit {
+  /** Whether the request may already have reached the server. */
+  sent?: boolean | undefined;
+  /** The backend's id of the long operation the call had started, when one was known. */
+  operationId?: string | undefined;
+}
+
+/**
+ * A call that ended on our side (timeout or abort) while the server may have acted on it. The
+ * transport fills in `sent` and `operationId` as it learns them, so a caller can tell "nothing
+ * happened" from "look for what it did" and find or undo it.
+ */
+export class InterruptionError extends VmplaneError {
+  override name = 'InterruptionError';
+  /** True when the request may have reached the server before the call ended. */
+  readonly sent: boolean;
+  /** The operation (LXD operation, Proxmox UPID, job) the call had started, when known. */
+  readonly operationId: string | undefined;
+  readonly #base: string;
+
+  constructor(init: InterruptionInit) {
+    super(init);
+    this.#base = init.message;
+    this.sent = init.sent ?? false;
+    this.operationId = init.operationId;
+    this.#describe();
+  }
+
+  /** Records that the request may have reached the server; it never goes back to unsent. */
+  noteSent(operationId?: string): void {
+    const self = this as { sent: boolean; operationId: string | undefined };
+    self.sent = true;
+    if (operationId) self.operationId = operationId;
+    this.#describe();
+  }
+
+  #describe(): void {
+    let tail = '';
+    if (this.operationId) tail = `; operation ${this.operationId} had started and may still run`;
+    else if (this.sent) tail = '; the request had been sent, so the server may have acted on it';
+    this.message = `${this.#base}${tail}`;
+  }
+}
+
+export class TimeoutError extends InterruptionError {
   override name = 'TimeoutError';
   readonly timeout: number;
-  constructor(init: VmplaneErrorInit & { timeout: number }) {
+  constructor(init: InterruptionInit & { timeout: number }) {
     super(init);
     this.timeout = init.timeout;
   }
 }
 
-export class AbortError extends VmplaneError {
+export class AbortError extends InterruptionError {
   override name = 'AbortError';
+}
+
+/** Marks a timeout or abort as possibly acted on by the server; other errors are left alone. */
+export function noteSent(error: unknown, operationId?: string): void {
+  if (error instanceof InterruptionError) error.noteSent(operationId);
 }
 
 /** Picks the ApiError subclass for an HTTP status. */

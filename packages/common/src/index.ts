@@ -3,4 +3,7 @@ export * from './call-options.js';
 export * from './errors.js';
 export * from './http.js';
 export * from './logger.js';
+export * from './multipart.js';
 export * from './path.js';
+export * from './retry.js';
+export * from './tls.js';

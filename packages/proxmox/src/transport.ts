@@ -259,7 +259,7 @@ export class ProxmoxTransport {
   #error(
     method: Method,
     path: string,
-    res: { status: number; stream: http.IncomingMessage; headers: http.IncomingHttpHeaders },
+    res: { status: number; statusMessage: string | undefined; headers: http.IncomingHttpHeaders },
     parsed: unknown,
     text: string,
   ) {
@@ -271,7 +271,7 @@ export class ProxmoxTransport {
     if (envelope.errors && typeof envelope.errors === 'object') {
       for (const [k, v] of Object.entries(envelope.errors as Record<string, unknown>)) errors[k] = String(v).trim();
     }
-    const reason = res.stream.statusMessage?.trim();
+    const reason = res.statusMessage?.trim();
     const message =
       (typeof envelope.message === 'string' && envelope.message.trim()) ||
       reason ||

@@ -138,7 +138,7 @@ export class StorageApi {
           throw apiErrorFromStatus({
             status: res.status,
             backend: BACKEND,
-            message: `POST upload: ${parsed.message ?? res.stream.statusMessage ?? `HTTP ${res.status}`}`,
+            message: `POST upload: ${parsed.message ?? res.statusMessage ?? `HTTP ${res.status}`}`,
             errors: parsed.errors,
             body: parsed,
           });
