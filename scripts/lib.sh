@@ -14,10 +14,11 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages the project uses: the LXD daemon and its CLI, busybox for test images,
-# squashfs-tools for split images, iptables for LXD bridges, and the peers the benchmarks and
-# wire-compatibility tests talk to (pylxd, proxmoxer).
-SYSTEM_PACKAGES=(lxd busybox-static squashfs-tools iptables python3-pylxd python3-proxmoxer curl)
+# The Debian packages, each program they bring and who needs it: one table, in
+# scripts/system-requirements.sh. The set-up installs them without Recommends (so that nothing
+# unnamed is pulled in) and then checks that every program is there.
+source "$ROOT/scripts/system-requirements.sh"
+mapfile -t SYSTEM_PACKAGES < <(system_packages)
 
 ensure_system_packages() {
   local missing=()
@@ -29,14 +30,17 @@ ensure_system_packages() {
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  check_system || { log "the packages are installed, yet programs are missing (above): is PATH complete?"; return 1; }
 }
 
 ensure_node_modules() {
   if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
-    log "installing npm dependencies"
-    # npm ci refuses a lock file written on a machine that skipped other platforms' optional
-    # packages (Biome's binaries); npm install then installs from the same lock.
-    (cd "$ROOT" && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error; })
+    log "installing npm dependencies (npm ci, exactly the lock file)"
+    # No fallback to `npm install`: it would rewrite the lock file and hide that it is incomplete.
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || {
+      log "npm ci failed: package-lock.json does not install as committed; fix the lock file (npm install, then commit it)"
+      return 1
+    }
   fi
 }
 
