@@ -5,12 +5,23 @@ export type { AgentScript } from './context.js';
 export { type FailOptions, type FaultPattern, Faults } from './faults.js';
 export { generateFromSchema } from './returns.js';
 export {
+  extractApiSchemaArray,
+  type PveApiOperation,
+  type PveApiSchema,
+  type PveJsonSchema,
+  type PvePermissions,
+  parseSchemaText,
+  reduceApidoc,
+  serializeSchema,
+} from './apidoc.js';
+export {
   findPveSchema,
   loadSchemaIndex,
-  type PveJsonSchema,
   type PveOperation,
-  type PveSchemaNode,
+  type Route,
+  readPveSchema,
   SchemaIndex,
+  SHIPPED_SCHEMA,
 } from './schema.js';
 export type { GuestSpec } from './seed.js';
 export {

@@ -1,109 +1,47 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type PveApiOperation, type PveApiSchema, type PveJsonSchema, parseSchemaText } from './apidoc.js';
+
+export type { PveApiOperation, PveApiSchema, PveJsonSchema, PvePermissions } from './apidoc.js';
+
+/** An operation of the schema, with the HTTP method it is served under. */
+export interface PveOperation extends PveApiOperation {
+  method: string;
+}
 
 /**
- * The shape of the official PVE API schema (`pve-apidoc.json`), as far as the simulator reads it.
- * The schema itself is never copied into this package: it is read from disk at start.
+ * The PVE API structure shipped with this package (PVE 9.1.3, extracted from the official apidoc by
+ * tools/gen-pve-schema.ts). Resolved next to the module, so it is found from src/, from dist/ and
+ * from an installed package alike.
  */
-export interface PveJsonSchema {
-  type?: string;
-  description?: string;
-  format?: string | Record<string, PveJsonSchema>;
-  optional?: number | string | boolean;
-  enum?: string[];
-  minimum?: number | string;
-  maximum?: number | string;
-  pattern?: string;
-  maxLength?: number;
-  minLength?: number;
-  default?: unknown;
-  default_key?: number | string;
-  alias?: string;
-  keyAlias?: string;
-  requires?: string;
-  items?: PveJsonSchema;
-  properties?: Record<string, PveJsonSchema>;
-  additionalProperties?: number | boolean | string | PveJsonSchema;
-  typetext?: string;
-  links?: unknown;
-}
-
-export interface PveOperation {
-  method: string;
-  name: string;
-  description?: string;
-  allowtoken?: number;
-  protected?: number;
-  proxyto?: string;
-  permissions?: { user?: string; check?: unknown; description?: string };
-  parameters: PveJsonSchema;
-  returns: PveJsonSchema;
-}
-
-export interface PveSchemaNode {
-  path: string;
-  text: string;
-  leaf: number;
-  children?: PveSchemaNode[];
-  info?: Record<string, PveOperation>;
-}
+export const SHIPPED_SCHEMA: string = fileURLToPath(new URL('../schema/pve-api.json', import.meta.url));
 
 export interface FindSchemaOptions {
+  /** An `apidoc.json`, an `apidoc.js` or a reduced `pve-api.json`. */
   schemaPath?: string | undefined;
-  /** Extra starting directories for the upward walk (tests, bins). */
-  from?: string[] | undefined;
-}
-
-const SCHEMA_RELATIVE = join('shared', 'specs', 'pve-apidoc.json');
-const LAST_RESORT = '/work/shared/specs/pve-apidoc.json';
-
-function* ancestors(start: string): Generator<string> {
-  let dir = resolve(start);
-  for (;;) {
-    yield dir;
-    const parent = dirname(dir);
-    if (parent === dir) return;
-    dir = parent;
-  }
 }
 
 /**
- * Where the PVE schema is: `options.schemaPath`, `$VMPLANE_PVE_SCHEMA`, `$VMPLANE_SPECS_DIR`, then
- * `shared/specs/pve-apidoc.json` (or `../shared/specs/...`) in every ancestor of the working
- * directory and of this package, and finally `/work/shared/specs/pve-apidoc.json`.
+ * Which schema file the simulator reads: `options.schemaPath`, else `$VMPLANE_PVE_SCHEMA`, else the
+ * shipped one. A path that is given but does not exist is an error, never a silent fallback.
  */
 export function findPveSchema(options: FindSchemaOptions = {}): string {
-  const tried: string[] = [];
-  const check = (p: string | undefined): string | undefined => {
-    if (!p) return undefined;
-    tried.push(p);
-    return existsSync(p) ? p : undefined;
-  };
-  const direct =
-    check(options.schemaPath) ??
-    check(process.env.VMPLANE_PVE_SCHEMA) ??
-    (process.env.VMPLANE_SPECS_DIR ? check(join(process.env.VMPLANE_SPECS_DIR, 'pve-apidoc.json')) : undefined);
-  if (direct) return direct;
-  if (options.schemaPath) throw new Error(`PVE schema not found at ${options.schemaPath}`);
-  const here = dirname(fileURLToPath(import.meta.url));
-  const starts = [...(options.from ?? []), process.cwd(), here];
-  for (const start of starts) {
-    for (const dir of ancestors(start)) {
-      const found = check(join(dir, SCHEMA_RELATIVE)) ?? check(join(dir, '..', SCHEMA_RELATIVE));
-      if (found) return found;
-    }
+  const explicit = options.schemaPath;
+  if (explicit !== undefined && explicit !== '') {
+    if (!existsSync(explicit)) throw new Error(`PVE schema not found at ${explicit} (schemaPath)`);
+    return explicit;
   }
-  const last = check(LAST_RESORT);
-  if (last) return last;
-  throw new Error(
-    `PVE schema (pve-apidoc.json) not found; set VMPLANE_PVE_SCHEMA or pass schemaPath. Tried:\n  ${tried.slice(0, 12).join('\n  ')}`,
-  );
+  const fromEnv = process.env.VMPLANE_PVE_SCHEMA;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (!existsSync(fromEnv)) throw new Error(`PVE schema not found at ${fromEnv} ($VMPLANE_PVE_SCHEMA)`);
+    return fromEnv;
+  }
+  if (!existsSync(SHIPPED_SCHEMA)) throw new Error(`the shipped PVE schema is missing: ${SHIPPED_SCHEMA}`);
+  return SHIPPED_SCHEMA;
 }
 
 export interface Route {
   template: string;
-  node: PveSchemaNode;
   /** Names of the `{param}` segments in order. */
   paramNames: string[];
   methods: Map<string, PveOperation>;
@@ -128,22 +66,25 @@ export interface RouteMatch {
 export class SchemaIndex {
   readonly routes = new Map<string, Route>();
   readonly operationCount: number;
+  /** The PVE release the schema describes (`unknown` for an apidoc read directly). */
+  readonly pveVersion: string;
   private readonly root = newTrie();
 
-  constructor(nodes: PveSchemaNode[]) {
+  constructor(readonly api: PveApiSchema) {
+    this.pveVersion = api.pveVersion;
     let ops = 0;
-    const walk = (node: PveSchemaNode) => {
-      const methods = new Map<string, PveOperation>(Object.entries(node.info ?? {}));
+    for (const [template, byMethod] of Object.entries(api.paths)) {
+      const methods = new Map<string, PveOperation>();
+      for (const [method, op] of Object.entries(byMethod)) methods.set(method, { ...op, method });
       ops += methods.size;
-      const segments = node.path.split('/').filter((s) => s.length > 0);
+      const segments = template.split('/').filter((s) => s.length > 0);
       const route: Route = {
-        template: node.path,
-        node,
+        template,
         paramNames: segments.filter((s) => s.startsWith('{')).map((s) => s.slice(1, -1)),
         methods,
-        subdirs: (node.children ?? []).map((c) => c.path.split('/').pop() ?? ''),
+        subdirs: [],
       };
-      this.routes.set(node.path, route);
+      this.routes.set(template, route);
       let t = this.root;
       for (const seg of segments) {
         if (seg.startsWith('{')) {
@@ -159,9 +100,13 @@ export class SchemaIndex {
         }
       }
       t.route = route;
-      for (const child of node.children ?? []) walk(child);
-    };
-    for (const n of nodes) walk(n);
+    }
+    // Directory answers list children in the apidoc's order, whatever order the parents came in.
+    for (const route of this.routes.values()) {
+      const cut = route.template.lastIndexOf('/');
+      const parent = cut > 0 ? this.routes.get(route.template.slice(0, cut)) : undefined;
+      parent?.subdirs.push(route.template.slice(cut + 1));
+    }
     this.operationCount = ops;
   }
 
@@ -196,17 +141,24 @@ export class SchemaIndex {
 
 const cache = new Map<string, SchemaIndex>();
 
-/** Reads and indexes the schema (cached per file for the life of the process). */
-export function loadSchemaIndex(path: string): SchemaIndex {
+/** Reads and indexes a schema file of any accepted form (cached per file for the life of the process). */
+export function loadSchemaIndex(path: string = findPveSchema()): SchemaIndex {
   const hit = cache.get(path);
   if (hit) return hit;
-  const nodes = JSON.parse(readFileSync(path, 'utf8')) as PveSchemaNode[];
-  const index = new SchemaIndex(nodes);
+  const index = new SchemaIndex(readPveSchema(path));
   cache.set(path, index);
   return index;
 }
 
+/** Reads a schema file: the reduced `pve-api.json`, an `apidoc.json` array or an `apidoc.js`. */
+export function readPveSchema(path: string): PveApiSchema {
+  try {
+    return parseSchemaText(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read the PVE schema ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 export function isOptional(schema: PveJsonSchema): boolean {
-  const o = schema.optional;
-  return o === 1 || o === '1' || o === true;
+  return schema.optional === 1;
 }

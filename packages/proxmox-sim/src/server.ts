@@ -19,7 +19,10 @@ import { PveError, SimState, type Task } from './state.js';
 import { validateParams } from './validate.js';
 
 export interface SimulatorOptions {
-  /** Path of `pve-apidoc.json`; found with `findPveSchema()` when absent. */
+  /**
+   * Another PVE version's schema: an `apidoc.json`, an `apidoc.js` (as PVE nodes serve it) or a
+   * reduced `pve-api.json`. Wins over `$VMPLANE_PVE_SCHEMA`; the shipped PVE 9.1.3 schema otherwise.
+   */
   schemaPath?: string;
   /** Number of nodes (named pve1..pveN) or their names / `{ name, online }`. Default 3. */
   nodes?: number | Array<string | { name: string; online?: boolean }>;

@@ -179,7 +179,7 @@ function compileObjectFormat(format: Record<string, PveJsonSchema>): (v: string)
   const required: string[] = [];
   for (const [key, sub] of Object.entries(format)) {
     if (sub.alias !== undefined) continue;
-    if (sub.default_key === 1 || sub.default_key === '1') defaultKey = key;
+    if (sub.default_key === 1) defaultKey = key;
     subs.set(key, compileSchema(sub));
     if (!isOptional(sub)) required.push(key);
   }
@@ -383,11 +383,10 @@ export function compileOperation(op: PveOperation): CompiledOperation {
     const m = /^(.+)\[n\]$/.exec(name);
     if (m) {
       const prefix = m[1] as string;
-      const range = /\(n is 0 to (\d+)\)/.exec(schema.description ?? '');
       numbered.push({
         prefix,
         re: new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}(\\d+)$`),
-        max: range ? Number(range[1]) : undefined,
+        max: schema.indexMax,
         check: compileSchema(schema),
         schema,
       });
@@ -405,7 +404,7 @@ export function compileOperation(op: PveOperation): CompiledOperation {
     required,
     requires,
     // Absent means "allowed" in PVE's JSON schema code; 0 forbids.
-    additional: ap === undefined || ap === 1 || ap === '1' || ap === true || typeof ap === 'object',
+    additional: ap === undefined || ap === 1 || typeof ap === 'object',
   };
   compiledOps.set(op, result);
   return result;
