@@ -190,7 +190,11 @@ function indexMaxOf(name: string, description: unknown): number | undefined {
   if (!m || typeof description !== 'string') return undefined;
   const prefix = (m[1] as string).replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
   const found: number[] = [];
-  for (const re of [/n is 0 to (\d+)/g, /n can be up to (\d+)/g, new RegExp(`\\b${prefix}0\\.\\.${prefix}(\\d+)\\b`, 'g')]) {
+  for (const re of [
+    /n is 0 to (\d+)/g,
+    /n can be up to (\d+)/g,
+    new RegExp(`\\b${prefix}0\\.\\.${prefix}(\\d+)\\b`, 'g'),
+  ]) {
     for (const hit of description.matchAll(re)) found.push(Number(hit[1]));
   }
   return found.length > 0 ? Math.max(...found) : undefined;

@@ -1,9 +1,3 @@
-export type { AuthInfo, SimToken, SimUser } from './auth.js';
-export { TICKET_LIFETIME_S } from './auth.js';
-export { type Clock, SimClock } from './clock.js';
-export type { AgentScript } from './context.js';
-export { type FailOptions, type FaultPattern, Faults } from './faults.js';
-export { generateFromSchema } from './returns.js';
 export {
   extractApiSchemaArray,
   type PveApiOperation,
@@ -14,6 +8,12 @@ export {
   reduceApidoc,
   serializeSchema,
 } from './apidoc.js';
+export type { AuthInfo, SimToken, SimUser } from './auth.js';
+export { TICKET_LIFETIME_S } from './auth.js';
+export { type Clock, SimClock } from './clock.js';
+export type { AgentScript } from './context.js';
+export { type FailOptions, type FaultPattern, Faults } from './faults.js';
+export { generateFromSchema } from './returns.js';
 export {
   findPveSchema,
   loadSchemaIndex,

@@ -96,7 +96,11 @@ const tinyApidoc = [
                 'net[n]': { type: 'string', optional: '1', description: 'A NIC (n is 0 to 7).', minimum: '0' },
               },
             },
-            returns: { type: 'array', items: { type: 'object', properties: {} }, links: [{ rel: 'child', href: '{name}' }] },
+            returns: {
+              type: 'array',
+              items: { type: 'object', properties: {} },
+              links: [{ rel: 'child', href: '{name}' }],
+            },
           },
         },
       },
@@ -160,7 +164,14 @@ test('the shipped file records version, source and licence, has every operation 
   const index = loadSchemaIndex(SHIPPED_SCHEMA);
   assert.equal(index.operationCount, 649);
   assert.equal(index.routes.size, 435);
-  const docKeys = new Set(['description', 'verbose_description', 'typetext', 'format_description', 'title', 'renderer']);
+  const docKeys = new Set([
+    'description',
+    'verbose_description',
+    'typetext',
+    'format_description',
+    'title',
+    'renderer',
+  ]);
   const found: string[] = [];
   // Property maps are keyed by parameter names (a VM has a `description` parameter): only schema keys count.
   const schemaWalk = (s: unknown, where: string): void => {
@@ -170,7 +181,7 @@ test('the shipped file records version, source and licence, has every operation 
       if (k === 'properties' || (k === 'format' && typeof v === 'object')) {
         for (const [name, sub] of Object.entries(v as object)) schemaWalk(sub, `${where}.${name}`);
       } else if (k === 'items' || k === 'additionalProperties') schemaWalk(v, `${where}.${k}`);
-      else if (k === 'oneOf') (v as unknown[]).forEach((sub, i) => schemaWalk(sub, `${where}.oneOf${i}`));
+      else if (k === 'oneOf') for (const [i, sub] of (v as unknown[]).entries()) schemaWalk(sub, `${where}.oneOf${i}`);
     }
   };
   for (const [path, methods] of Object.entries(schema.paths)) {
@@ -217,7 +228,9 @@ test('the reduction keeps structure, normalises the quirks and drops the documen
 test('a simulator started on another schema (an apidoc.js) serves exactly that schema', async () => {
   const file = join(scratch, 'other-apidoc.js');
   writeFileSync(file, `const apiSchema = ${JSON.stringify(tinyApidoc)};\n`);
-  const sim = await withEnvAsync({ VMPLANE_PVE_SCHEMA: SHIPPED_SCHEMA }, () => startSimulator({ schemaPath: file, nodes: 1 }));
+  const sim = await withEnvAsync({ VMPLANE_PVE_SCHEMA: SHIPPED_SCHEMA }, () =>
+    startSimulator({ schemaPath: file, nodes: 1 }),
+  );
   try {
     assert.equal(sim.schema.operationCount, 2);
     const headers = { Authorization: sim.credentials.tokenHeader };
