@@ -1,11 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { type AddressInfo, isIP } from 'node:net';
+import { generate as generateCertificate } from 'selfsigned';
 import { Auth, AuthError, type AuthInfo, newTokenSecret, type SimUser } from './auth.js';
 import { type Clock, SimClock } from './clock.js';
 import { attachConsoles } from './console.js';
@@ -156,39 +153,35 @@ function reason(message: string): string {
   return (message.split('\n')[0] ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 200) || 'Error';
 }
 
-function makeCert(host: string): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'pve-sim-'));
-  try {
-    const san = /^[\d.]+$/.test(host)
-      ? `IP:${host},DNS:localhost,IP:127.0.0.1`
-      : `DNS:${host},DNS:localhost,IP:127.0.0.1`;
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '3650',
-        '-subj',
-        '/CN=pve-sim/O=vmplane proxmox-sim',
-        '-addext',
-        `subjectAltName=${san}`,
+/** A self-signed certificate for the simulator's host, made in-process (no `openssl` binary needed). */
+async function makeCert(host: string): Promise<{ key: string; cert: string }> {
+  const altNames: Array<{ type: 2; value: string } | { type: 7; ip: string }> = [
+    isIP(host) ? { type: 7, ip: host } : { type: 2, value: host },
+  ];
+  if (host !== 'localhost') altNames.push({ type: 2, value: 'localhost' });
+  if (host !== '127.0.0.1') altNames.push({ type: 7, ip: '127.0.0.1' });
+  const notBeforeDate = new Date();
+  const notAfterDate = new Date(notBeforeDate.getTime() + 3650 * 86_400_000);
+  const pems = await generateCertificate(
+    [
+      { name: 'commonName', value: 'pve-sim' },
+      { name: 'organizationName', value: 'vmplane proxmox-sim' },
+    ],
+    {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate,
+      notAfterDate,
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames },
       ],
-      { stdio: 'ignore' },
-    );
-    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    },
+  );
+  return { key: pems.private, cert: pems.cert };
 }
 
 function addParam(target: Record<string, unknown>, key: string, value: string): void {
@@ -309,7 +302,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
 
   const host = options.host ?? '127.0.0.1';
-  const tlsMaterial = options.tls ? makeCert(host) : undefined;
+  const tlsMaterial = options.tls ? await makeCert(host) : undefined;
   const fingerprint = tlsMaterial ? new X509Certificate(tlsMaterial.cert).fingerprint256 : undefined;
   const env: SimEnv = {
     state,

@@ -19,10 +19,25 @@ function get(url: string, ca: string, headers: Record<string, string>): Promise<
 }
 
 test('tls: HTTPS with a self-signed certificate whose PEM and SHA-256 fingerprint are exposed', async () => {
-  const s = await sim({ nodes: 1, guests: 0, tls: true });
+  // Made in-process: with no openssl binary reachable the simulator still starts.
+  const savedPath = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  let s: Awaited<ReturnType<typeof sim>>;
+  try {
+    s = await sim({ nodes: 1, guests: 0, tls: true });
+  } finally {
+    process.env.PATH = savedPath;
+  }
   assert.match(s.url, /^https:\/\/127\.0\.0\.1:\d+$/);
   assert.ok(s.cert);
-  assert.equal(s.fingerprint, new X509Certificate(s.cert).fingerprint256);
+  const x509 = new X509Certificate(s.cert);
+  assert.equal(s.fingerprint, x509.fingerprint256);
+  assert.match(s.fingerprint ?? '', /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  assert.deepEqual(x509.subjectAltName?.split(', ').sort(), ['DNS:localhost', 'IP Address:127.0.0.1']);
+  assert.equal(x509.publicKey.asymmetricKeyType, 'ec');
+  assert.equal(x509.issuer, x509.subject);
+  assert.ok(x509.verify(x509.publicKey), 'signed by its own key');
+  assert.ok(new Date(x509.validTo).getTime() > Date.now() + 365 * 86_400_000, 'valid for years');
   const r = await get(`${s.apiUrl}/version`, s.cert, { Authorization: s.credentials.tokenHeader });
   assert.equal(r.status, 200);
   assert.equal((JSON.parse(r.body) as { data: { release: string } }).data.release, '9.1');
