@@ -52,6 +52,28 @@ export async function runExample(
   }
 }
 
+/**
+ * Runs an example as a user who installed the published packages would: the module is written
+ * into `projectDir` and run there, so that package imports resolve through that project's
+ * node_modules to the installed dist/ (no private export condition). Only the TypeScript loader
+ * comes from this repository, by absolute URL, since the project does not install one. `env`
+ * replaces the environment (nothing of this process's leaks in unless passed).
+ */
+export async function runInstalledExample(
+  projectDir: string,
+  file: string,
+  example: ReadmeExample,
+  opts: { env: NodeJS.ProcessEnv; timeout?: number },
+): Promise<ExampleRun> {
+  const path = join(projectDir, file);
+  await writeFile(path, example.code);
+  return runProcess(process.execPath, ['--import', import.meta.resolve('tsx'), path], {
+    cwd: projectDir,
+    env: opts.env,
+    ...(opts.timeout === undefined ? {} : { timeout: opts.timeout }),
+  });
+}
+
 /** Runs a program to its end, collecting its output; rejects only when it cannot start. */
 export function runProcess(
   command: string,

@@ -25,9 +25,13 @@ for (const [name, names] of Object.entries(packages)) {
       exports: Record<string, Record<string, string>>;
     };
     assert.equal(manifest.exports['.']?.types, './dist/index.d.ts');
-    const { stdout: packed } = await run('npm', ['pack', '--dry-run', '--json', '--workspace', `packages/${name}`], {
-      cwd: root,
-    });
+    // The dist/ that `npm test` just built; --ignore-scripts, so that `prepack` does not rebuild it
+    // under the other tests (pack-install.test.ts packs for real, from a clean clone).
+    const { stdout: packed } = await run(
+      'npm',
+      ['pack', '--dry-run', '--json', '--ignore-scripts', '--workspace', `packages/${name}`],
+      { cwd: root },
+    );
     const files = (JSON.parse(packed) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
     assert.ok(
       files.includes('dist/index.d.ts') && files.includes('dist/index.js') && files.includes('README.md'),
