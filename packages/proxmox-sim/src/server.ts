@@ -8,7 +8,7 @@ import { type Clock, SimClock } from './clock.js';
 import { attachConsoles } from './console.js';
 import { type AgentScript, Ctx, Envelope, type Handler, type SimEnv, type UploadedFile } from './context.js';
 import { Faults } from './faults.js';
-import { handlers } from './handlers.js';
+import { handlers } from './handlers/index.js';
 import { fillRequired, generateFromSchema } from './returns.js';
 import { findPveSchema, loadSchemaIndex, type PveOperation, type Route, type SchemaIndex } from './schema.js';
 import { type GuestSpec, seedState } from './seed.js';
