@@ -1,0 +1,308 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { InvalidArgumentError, type LxdClient, type LxdTransport, NotFoundError } from '@vmplane/lxd';
+import {
+  checkInstancePath,
+  checkName,
+  checkObjectName,
+  checkResolvablePath,
+  decodeLeniently,
+  listEncodingOf,
+  type NameKind,
+  nameFromUrl,
+  namesFromUrls,
+} from '../src/names.js';
+import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
+
+const refusedEverywhere = ['', '.', '..', 'a\0b', 'a\nb', 'a\tb', 'a\x7fb', '\ud800', 'a\udc00b'];
+
+/** Names each kind must refuse, beyond the ones every kind refuses, with why (for the test title). */
+const refused: Record<NameKind, string[]> = {
+  instance: ['1a', '-a', 'a-', 'a_b', 'a.b', 'a b', 'é', 'a'.repeat(64), 'a/b'],
+  snapshot: ['a%2Fb', '100%', '%', 'a b', 'a?b', 'a&b', 'a+b', 'a/b', 'x'.repeat(256), 'é'.repeat(128)],
+  backup: ['a/b', 'x'.repeat(256)],
+  'image alias': [],
+  profile: ['a/b'],
+  project: ['a b', 'a_b', "a'b", 'a"b', '*', 'a/b'],
+  network: ['a b', 'a%b', 'é1', 'a/b', 'abcdefghijklmnop', 'a:b', 'a@b'],
+  'storage pool': ['a b', 'a\u00a0b', 'a\u3000b', 'a/b', 'x'.repeat(256)],
+  'storage volume': ['a/b', 'x'.repeat(256)],
+  'volume snapshot': ['a b', 'a\u2028b', 'a/b', 'x'.repeat(256)],
+  'cluster member': ['a/b'],
+  'certificate name': [],
+  'log file': ['a/b'],
+};
+
+/** Names each kind takes, each of which LXD 5.0.2 creates, returns, lists and deletes under that name. */
+const accepted: Record<NameKind, string[]> = {
+  instance: ['a', 'A1', 'web-01', 'a'.repeat(63)],
+  snapshot: ['a#b', 'a=b', 'a;b', 'a:b', "a'b", 'a\\b', 'é日本😀', '-a', '.a', '...', '*', 'a\u00a0b', 'x'.repeat(255)],
+  backup: ['a%2Fb', '100%', 'a b', 'a?b', 'a#b', '-a', 'x'.repeat(255)],
+  'image alias': ['a/b', 'debian/12', 'a%2Fb', '100%', 'a b', 'a?b', '...', 'é', 'x'.repeat(300)],
+  profile: ['a%2Fb', '100%', 'a b', 'a?b', 'a#b', '...', 'é'],
+  project: ['a%2Fb', '100%', 'a?b', 'a#b', 'é'],
+  network: ['a1', 'a.b', 'a_b', 'a-b', '-a', '.a', '1a', 'abcdefghijklmno'],
+  'storage pool': ['a%2Fb', '100%', 'a?b', 'a&b', 'a\u200bb', 'é', 'x'.repeat(255)],
+  'storage volume': ['a%2Fb', '100%', 'a b', 'a?b', 'é'],
+  'volume snapshot': ['a%2Fb', '100%', 'a?b', 'é', 'x'.repeat(255)],
+  'cluster member': ['node-1', 'a b'],
+  'certificate name': ['a/b', 'my laptop', 'é'],
+  'log file': ['lxc.log', 'exec_0d3f.stdout'],
+};
+
+describe('names: the rules', () => {
+  for (const kind of Object.keys(refused) as NameKind[]) {
+    test(`${kind}: refused locally, naming the argument`, () => {
+      for (const name of [...refusedEverywhere, ...refused[kind]]) {
+        assert.throws(
+          () => checkName(kind, name, 'the-arg'),
+          (e: unknown) => e instanceof InvalidArgumentError && e.argument === 'the-arg' && e.backend === 'lxd',
+          `${kind} ${JSON.stringify(name)} was accepted`,
+        );
+      }
+      for (const value of [undefined, null, 7, {}, ['a']]) {
+        assert.throws(() => checkName(kind, value), InvalidArgumentError, `${kind} took ${String(value)}`);
+      }
+    });
+    test(`${kind}: accepted unchanged`, () => {
+      for (const name of accepted[kind]) assert.equal(checkName(kind, name), name, `${kind} ${JSON.stringify(name)}`);
+    });
+  }
+
+  test('checkObjectName keeps the rule every kind shares', () => {
+    for (const name of [...refusedEverywhere, 'a/b'])
+      assert.throws(() => checkObjectName(name, 'x'), InvalidArgumentError);
+    assert.equal(checkObjectName('a%b c', 'x'), 'a%b c');
+  });
+
+  test('a message names the kind and quotes the value, cut short', () => {
+    const long = `%${'y'.repeat(500)}`;
+    assert.throws(
+      () => checkName('snapshot', long),
+      (e: Error) => e.message.startsWith('Invalid snapshot name "%yyy') && e.message.length < 300,
+    );
+  });
+
+  test('instance paths: absolute, no NUL, no lone surrogate, no ".." (realpath may resolve "..")', () => {
+    for (const p of ['', 'etc/passwd', './x', '/a/../b', '/..', '/a\0b', '/\ud800', 7]) {
+      assert.throws(() => checkInstancePath(p), InvalidArgumentError, JSON.stringify(p));
+    }
+    for (const p of ['/', '/etc/passwd', '/a/./b', '//a', '/a..b/c', '/é']) assert.equal(checkInstancePath(p), p);
+    assert.equal(checkResolvablePath('/a/../b'), '/a/../b');
+    for (const p of ['a/../b', '/a\0', '../x']) assert.throws(() => checkResolvablePath(p), InvalidArgumentError);
+  });
+});
+
+describe('names: out of list URLs', () => {
+  const twice = (s: string) => encodeURIComponent(encodeURIComponent(s));
+
+  test('never throws, whatever the URL holds', () => {
+    for (const bad of ['100%', '%', '%zz', '%E0%A4', '%C3', 'a%2', '%%41', '%ED%A0%80']) {
+      for (const encoding of ['raw', 'escaped', 'double-escaped'] as const) {
+        assert.equal(typeof nameFromUrl(`/1.0/profiles/${bad}`, encoding), 'string');
+      }
+    }
+    assert.equal(decodeLeniently('100%'), '100%');
+    assert.equal(decodeLeniently('a%C3%A9%C3b'), 'aé%C3b');
+    assert.equal(decodeLeniently('%F0%9F%98%80%zz'), '😀%zz');
+  });
+
+  test('each encoding gives back the names LXD was given', () => {
+    const names = ['a b', 'a%2Fb', '100%', 'a?b', 'a#b', 'é日本😀', 'a/b', '%C3'];
+    assert.deepEqual(
+      namesFromUrls(
+        names.map((n) => `/1.0/profiles/${twice(n)}`),
+        'double-escaped',
+      ),
+      names,
+    );
+    assert.deepEqual(
+      namesFromUrls(
+        names.map((n) => `/1.0/networks/${encodeURIComponent(n)}?project=p`),
+        'escaped',
+      ),
+      names,
+    );
+    const rawNames = names.filter((n) => !n.includes('/'));
+    assert.deepEqual(
+      namesFromUrls(
+        rawNames.map((n) => `/1.0/instances/c/backups/${n}`),
+        'raw',
+      ),
+      rawNames,
+    );
+    assert.equal(nameFromUrl('/1.0/instances/c/backups/a?b?project=p1', 'raw'), 'a?b');
+  });
+});
+
+interface Kind {
+  kind: NameKind;
+  /** Where the objects are listed, and under which each one lives. */
+  base: string;
+  create(name: string): Promise<unknown>;
+}
+
+describe('names: round trips through the daemon', () => {
+  let lxd: LxdClient;
+  let transport: LxdTransport;
+  const instance = uniqueName('names');
+  const volume = uniqueName('names-vol');
+  const tag = randomBytes(2).toString('hex');
+  let fingerprint = '';
+
+  /** A request whose async answer is waited for and whose failure is thrown. */
+  async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<void> {
+    const r = await transport.request<{ id: string }>({ method, path, body });
+    if (r.type !== 'async') return;
+    const done = await transport.request<{ status: string; err: string }>({
+      method: 'GET',
+      path: `/1.0/operations/${encodeURIComponent(r.metadata.id)}/wait`,
+      query: { timeout: 60 },
+      project: null,
+    });
+    if (done.metadata.status !== 'Success') throw new Error(done.metadata.err);
+  }
+
+  const kinds = (): Kind[] => [
+    {
+      kind: 'snapshot',
+      base: `/1.0/instances/${instance}/snapshots`,
+      create: (name) => send('POST', `/1.0/instances/${instance}/snapshots`, { name }),
+    },
+    {
+      kind: 'backup',
+      base: `/1.0/instances/${instance}/backups`,
+      create: (name) => send('POST', `/1.0/instances/${instance}/backups`, { name }),
+    },
+    {
+      kind: 'image alias',
+      base: '/1.0/images/aliases',
+      create: (name) => send('POST', '/1.0/images/aliases', { name, target: fingerprint }),
+    },
+    { kind: 'profile', base: '/1.0/profiles', create: (name) => send('POST', '/1.0/profiles', { name }) },
+    {
+      kind: 'project',
+      base: '/1.0/projects',
+      create: (name) =>
+        send('POST', '/1.0/projects', {
+          name,
+          config: { 'features.images': 'false', 'features.profiles': 'false', 'features.storage.volumes': 'false' },
+        }),
+    },
+    {
+      kind: 'network',
+      base: '/1.0/networks',
+      create: (name) =>
+        send('POST', '/1.0/networks', {
+          name,
+          type: 'bridge',
+          config: { 'ipv4.address': 'none', 'ipv6.address': 'none' },
+        }),
+    },
+    {
+      kind: 'storage pool',
+      base: '/1.0/storage-pools',
+      create: (name) => send('POST', '/1.0/storage-pools', { name, driver: 'dir' }),
+    },
+    {
+      kind: 'storage volume',
+      base: '/1.0/storage-pools/default/volumes/custom',
+      create: (name) => send('POST', '/1.0/storage-pools/default/volumes/custom', { name, type: 'custom' }),
+    },
+    {
+      kind: 'volume snapshot',
+      base: `/1.0/storage-pools/default/volumes/custom/${volume}/snapshots`,
+      create: (name) => send('POST', `/1.0/storage-pools/default/volumes/custom/${volume}/snapshots`, { name }),
+    },
+  ];
+
+  /** Our names for a kind: a unique prefix plus the tricky part, within the kind's limits. */
+  function ours(kind: NameKind, tricky: string): string {
+    if (kind === 'network') return `vt${tag}${tricky}`.slice(0, 15);
+    if (tricky.length > 200) return `vmpt-${tag}${tricky}`.slice(0, tricky.length);
+    return `vmpt-${tag}-${tricky}`;
+  }
+
+  before(async () => {
+    lxd = await connect();
+    transport = lxd.transport;
+    await createInstance(lxd, instance, { start: false });
+    await send('POST', '/1.0/storage-pools/default/volumes/custom', { name: volume, type: 'custom' });
+    fingerprint = (await lxd.images.list())[0]?.fingerprint ?? '';
+  });
+  after(async () => {
+    await send('DELETE', `/1.0/storage-pools/default/volumes/custom/${volume}`).catch((e) => console.error(e));
+    await removeInstance(lxd, instance);
+    lxd.close();
+  });
+
+  for (const kindName of [
+    'snapshot',
+    'backup',
+    'image alias',
+    'profile',
+    'project',
+    'network',
+    'storage pool',
+    'storage volume',
+    'volume snapshot',
+  ] as const) {
+    test(`${kindName}: every accepted name is created, read, listed and deleted under that name`, async () => {
+      const kind = kinds().find((k) => k.kind === kindName);
+      assert.ok(kind);
+      const tricky = accepted[kindName].filter((n) => kindName !== 'network' || n.length <= 9);
+      for (const part of tricky) {
+        const name = checkName(kindName, ours(kindName, part));
+        const item: string = `${kind.base}/${encodeURIComponent(name)}`;
+        let created = false;
+        try {
+          await kind.create(name);
+          created = true;
+          const got: { metadata: { name: string } } = await transport.request<{ name: string }>({
+            method: 'GET',
+            path: item,
+          });
+          assert.equal(got.metadata.name, name, `read back ${JSON.stringify(name)}`);
+          const urls = (await transport.request<string[]>({ method: 'GET', path: kind.base })).metadata;
+          assert.ok(
+            namesFromUrls(urls, listEncodingOf(kindName)).includes(name),
+            `${JSON.stringify(name)} not among the listed names`,
+          );
+          await send('DELETE', item);
+          created = false;
+          await assert.rejects(transport.request({ method: 'GET', path: item }), NotFoundError);
+        } finally {
+          if (created) await send('DELETE', item).catch((e) => console.error(`cleanup ${name}:`, e));
+        }
+      }
+    });
+  }
+
+  test("what the rules refuse is what LXD breaks: a snapshot with '%' is created, then unreachable", async () => {
+    const name = ours('snapshot', 'a%2Fb');
+    assert.throws(() => checkName('snapshot', name), InvalidArgumentError);
+    // Sent raw, past the rule: LXD makes it, then looks for "a/b" (the instance's deletion removes it).
+    await send('POST', `/1.0/instances/${instance}/snapshots`, { name });
+    await assert.rejects(
+      transport.request({ method: 'GET', path: `/1.0/instances/${instance}/snapshots/${encodeURIComponent(name)}` }),
+      NotFoundError,
+    );
+    const urls = (await transport.request<string[]>({ method: 'GET', path: `/1.0/instances/${instance}/snapshots` }))
+      .metadata;
+    assert.ok(namesFromUrls(urls, 'raw').includes(name), 'listed raw');
+    assert.doesNotThrow(() => namesFromUrls([...urls, `/1.0/instances/${instance}/snapshots/100%`]));
+  });
+
+  test('what the rules refuse is what LXD breaks: a NUL cuts a profile name short', async () => {
+    const name = ours('profile', 'cut');
+    assert.throws(() => checkName('profile', `${name}\0tail`), InvalidArgumentError);
+    try {
+      await send('POST', '/1.0/profiles', { name: `${name}\0tail` });
+      const got = await transport.request<{ name: string }>({ method: 'GET', path: `/1.0/profiles/${name}` });
+      assert.equal(got.metadata.name, name);
+    } finally {
+      await send('DELETE', `/1.0/profiles/${name}`).catch(() => {});
+    }
+  });
+});
