@@ -1,5 +1,6 @@
 import { InvalidArgumentError, UnauthorizedError } from '@vmplane/common';
 import { BACKEND, TfaRequiredError } from './errors.js';
+import { checkRealm, checkTokenId, checkUserid } from './ids.js';
 
 /** Credentials for a ticket session. */
 export interface PasswordCredentials {
@@ -41,15 +42,15 @@ export class TokenAuth implements Authenticator {
   readonly kind = 'token';
   readonly #header: string;
   constructor(creds: TokenCredentials) {
-    if (!/^[^@!\s]+@[^@!\s]+![A-Za-z][A-Za-z0-9._-]*$/.test(creds.tokenId)) {
+    checkTokenId(creds.tokenId);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    if (typeof creds.tokenSecret !== 'string' || !/^[^\s\x00-\x1f\x7f]+$/.test(creds.tokenSecret)) {
+      // The secret's value stays out of the message.
       throw new InvalidArgumentError({
-        message: 'tokenId must look like user@realm!tokenname',
-        argument: 'tokenId',
+        message: 'tokenSecret must be a non-empty string without spaces or control characters',
+        argument: 'tokenSecret',
         backend: BACKEND,
       });
-    }
-    if (!creds.tokenSecret) {
-      throw new InvalidArgumentError({ message: 'tokenSecret is empty', argument: 'tokenSecret', backend: BACKEND });
     }
     this.#header = `PVEAPIToken=${creds.tokenId}=${creds.tokenSecret}`;
   }
@@ -94,11 +95,14 @@ export class TicketAuth implements Authenticator {
   renewals = 0;
 
   constructor(creds: PasswordCredentials, send: LoginSender, opts: TicketAuthOptions = {}) {
-    if (!creds.username)
+    if (typeof creds.username !== 'string' || !creds.username)
       throw new InvalidArgumentError({ message: 'username is empty', argument: 'username', backend: BACKEND });
-    if (!creds.password)
+    if (typeof creds.password !== 'string' || !creds.password)
       throw new InvalidArgumentError({ message: 'password is empty', argument: 'password', backend: BACKEND });
-    this.#username = creds.username.includes('@') ? creds.username : `${creds.username}@${creds.realm ?? 'pam'}`;
+    if (creds.realm !== undefined) checkRealm(creds.realm);
+    this.#username = checkUserid(
+      creds.username.includes('@') ? creds.username : `${creds.username}@${creds.realm ?? 'pam'}`,
+    );
     this.#password = creds.password;
     this.#otp = creds.otp;
     this.#send = send;

@@ -1,7 +1,7 @@
 import type { Logger } from '@vmplane/common';
 import type { ProxmoxCache } from './cache.js';
 import { type ConsoleUrlOptions, consoleUrl } from './console.js';
-import { parseVmid } from './helpers.js';
+import { checkNode, checkVmid, optionalMs } from './ids.js';
 import { ClusterApi } from './resources/cluster.js';
 import { type CacheTtls, Context, DEFAULT_TTLS } from './resources/context.js';
 import { LxcApi } from './resources/lxc.js';
@@ -32,22 +32,33 @@ export class ProxmoxClient {
 
   constructor(opts: ProxmoxClientOptions) {
     this.transport = new ProxmoxTransport(opts);
-    this.#ctx = new Context(this.transport, { ...DEFAULT_TTLS, ...opts.cacheTtl });
+    const ttl = opts.cacheTtl ?? {};
+    this.#ctx = new Context(this.transport, {
+      cluster: optionalMs(ttl.cluster, 'cacheTtl.cluster') ?? DEFAULT_TTLS.cluster,
+      node: optionalMs(ttl.node, 'cacheTtl.node') ?? DEFAULT_TTLS.node,
+      guest: optionalMs(ttl.guest, 'cacheTtl.guest') ?? DEFAULT_TTLS.guest,
+    });
     this.cluster = new ClusterApi(this.#ctx);
     this.nodes = new NodesApi(this.#ctx);
     this.tasks = new TasksApi(this.#ctx);
   }
 
+  /** One node. Throws InvalidArgumentError (backend 'proxmox') for a name PVE would refuse. */
   node(name: string): NodeApi {
     return new NodeApi(this.#ctx, name);
   }
 
+  /**
+   * One VM, by VMID (a number, decimal digits, or `qemu/100` as /cluster/resources names it).
+   * Throws InvalidArgumentError (backend 'proxmox') for a node or VMID PVE would refuse.
+   */
   qemu(node: string, vmid: number | string): QemuApi {
-    return new QemuApi(this.#ctx, node, parseVmid(vmid));
+    return new QemuApi(this.#ctx, node, vmid);
   }
 
+  /** One container, by VMID (a number, decimal digits, or `lxc/200`); throws like `qemu()`. */
   lxc(node: string, vmid: number | string): LxcApi {
-    return new LxcApi(this.#ctx, node, parseVmid(vmid));
+    return new LxcApi(this.#ctx, node, vmid);
   }
 
   get logger(): Logger {
@@ -65,12 +76,12 @@ export class ProxmoxClient {
 
   /** Forgets cached reads about one node and its guests (the seed's RefreshNodeData). */
   invalidateNode(node: string): void {
-    this.#ctx.invalidateNode(node);
+    this.#ctx.invalidateNode(checkNode(node));
   }
 
   /** Forgets cached reads about one guest (the seed's RefreshVMData). */
   invalidateGuest(node: string, vmid: number): void {
-    this.#ctx.invalidateGuest(node, vmid);
+    this.#ctx.invalidateGuest(checkNode(node), checkVmid(vmid));
   }
 
   /** Forgets every cached read (the seed's ClearAPICache). */

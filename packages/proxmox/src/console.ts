@@ -1,7 +1,17 @@
-import { apiErrorFromStatus, type CallOptions, ConnectionError, redactText, withDeadline } from '@vmplane/common';
+import {
+  apiErrorFromStatus,
+  type CallOptions,
+  ConnectionError,
+  certificateError,
+  InvalidArgumentError,
+  redactText,
+  VmplaneError,
+  withDeadline,
+} from '@vmplane/common';
 import { WebSocket } from 'ws';
 import { BACKEND } from './errors.js';
-import type { ProxmoxTransport } from './transport.js';
+import { checkEnum, checkInteger, checkNode, checkVmid } from './ids.js';
+import { agentOf, type ProxmoxTransport } from './transport.js';
 
 export type ConsoleKind = 'kvm' | 'lxc' | 'shell';
 
@@ -22,7 +32,15 @@ export interface ConsoleUrlOptions {
  * The browser needs a PVE session (PVEAuthCookie) unless a `vncticket` is supplied.
  */
 export function consoleUrl(baseUrl: string | URL, opts: ConsoleUrlOptions): string {
-  const base = new URL(String(baseUrl));
+  checkEnum(opts?.kind, ['kvm', 'lxc', 'shell'], 'kind');
+  checkNode(opts.node);
+  if (opts.vmid !== undefined) checkVmid(opts.vmid);
+  let base: URL;
+  try {
+    base = new URL(String(baseUrl));
+  } catch (error) {
+    throw new InvalidArgumentError({ message: 'Invalid baseUrl', argument: 'baseUrl', backend: BACKEND, cause: error });
+  }
   base.pathname = base.pathname.replace(/\/api2\/json\/?$/, '').replace(/\/*$/, '/');
   const q = new URLSearchParams();
   q.set('console', opts.kind);
@@ -42,14 +60,16 @@ export function consoleUrl(baseUrl: string | URL, opts: ConsoleUrlOptions): stri
  * `messages()` is an AsyncIterable that closes the socket when the loop is left.
  */
 export class ConsoleConnection {
-  readonly socket: WebSocket;
+  // Private: the socket keeps the URL, whose query carries the one-time VNC ticket.
+  readonly #socket: WebSocket;
   readonly #queue: Buffer[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
   #error: Error | undefined;
 
+  /** @internal */
   constructor(socket: WebSocket) {
-    this.socket = socket;
+    this.#socket = socket;
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       this.#queue.push(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
       this.#wake?.();
@@ -65,12 +85,17 @@ export class ConsoleConnection {
     });
   }
 
+  /** The websocket itself (ws's WebSocket), for its readyState and events. */
+  get socket(): WebSocket {
+    return this.#socket;
+  }
+
   send(data: string | Uint8Array): void {
-    this.socket.send(data);
+    this.#socket.send(data);
   }
 
   close(): void {
-    this.socket.close();
+    this.#socket.close();
   }
 
   async *messages(): AsyncGenerator<Buffer, void, undefined> {
@@ -91,8 +116,8 @@ export class ConsoleConnection {
         this.#wake = undefined;
       }
     } finally {
-      if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING)
-        this.socket.close();
+      if (this.#socket.readyState === WebSocket.OPEN || this.#socket.readyState === WebSocket.CONNECTING)
+        this.#socket.close();
     }
   }
 }
@@ -108,13 +133,17 @@ export async function openConsoleSocket(
   vncticket: string,
   opts: CallOptions = {},
 ): Promise<ConsoleConnection> {
-  const url = new URL(`${t.apiUrl}${apiPath}`);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.searchParams.set('port', String(port));
-  url.searchParams.set('vncticket', vncticket);
   return withDeadline({ signal: opts.signal, timeout: opts.timeout ?? t.timeout }, BACKEND, async (d) => {
+    checkInteger(port, 'port', 1, 65_535);
+    if (typeof vncticket !== 'string' || vncticket === '') {
+      throw new InvalidArgumentError({ message: 'the proxy has no ticket', argument: 'ticket', backend: BACKEND });
+    }
+    const url = new URL(`${t.apiUrl}${apiPath}`);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('port', String(port));
+    url.searchParams.set('vncticket', vncticket);
     const headers = await t.auth.headers(false);
-    const socket = new WebSocket(url, ['binary'], { agent: t.agent, headers });
+    const socket = new WebSocket(url, ['binary'], { agent: agentOf(t), headers });
     // Frames that arrive with the upgrade answer are kept: the connection starts listening at once.
     const connection = new ConsoleConnection(socket);
     await new Promise<void>((resolve, reject) => {
@@ -142,14 +171,18 @@ export async function openConsoleSocket(
           }),
         );
       });
-      socket.once('error', (e) => {
+      socket.once('error', (e: NodeJS.ErrnoException) => {
         d.signal.removeEventListener('abort', onAbort);
+        // A refused certificate or pin is final and nothing was sent: keep its own type.
+        if (e instanceof VmplaneError) return reject(e);
         reject(
-          new ConnectionError({
-            message: `GET ${apiPath}: ${redactText(e.message)}`,
-            backend: BACKEND,
-            sent: true,
-          }),
+          certificateError(e, `GET ${apiPath}`, BACKEND) ??
+            new ConnectionError({
+              message: `GET ${apiPath}: ${redactText(e.message)}`,
+              backend: BACKEND,
+              sent: true,
+              syscallCode: e.code,
+            }),
         );
       });
     });

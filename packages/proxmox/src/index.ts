@@ -6,6 +6,7 @@ export {
   ConflictError,
   ConnectionError,
   ForbiddenError,
+  InterruptionError,
   InvalidArgumentError,
   jsonLogger,
   type Logger,
@@ -15,6 +16,7 @@ export {
   ServerError,
   silentLogger,
   TimeoutError,
+  TlsVerificationError,
   UnauthorizedError,
   ValidationError,
   VmplaneError,
@@ -78,7 +80,7 @@ export {
 } from './helpers.js';
 export { normaliseBooleans } from './normalise.js';
 export { formatPropertyString, type PropertyValue, parsePropertyString, parseSize } from './property-string.js';
-export type { AgentApi, ExecOptions, ExecuteOptions } from './resources/agent.js';
+export { type AgentApi, type ExecOptions, type ExecuteOptions, isAgentUnavailable } from './resources/agent.js';
 export { type ClusterApi, ClusterView, type ClusterViewOptions } from './resources/cluster.js';
 export type { CacheTtls } from './resources/context.js';
 export type {
@@ -119,6 +121,15 @@ export {
   type TaskWaitOptions,
 } from './task.js';
 export { FingerprintMismatchError, normaliseFingerprint, type TlsOptions } from './tls.js';
-export { type Method, ProxmoxTransport, type ReadOptions, type RequestSpec, type TransportStats } from './transport.js';
+export {
+  type Method,
+  type ProxmoxRetryOptions,
+  ProxmoxTransport,
+  type RawBody,
+  type ReadOptions,
+  type RequestSpec,
+  type SendSpec,
+  type TransportStats,
+} from './transport.js';
 export type * from './types.js';
 export { formatUpid, isUpid, parseUpid, type Upid } from './upid.js';

@@ -1,5 +1,16 @@
-import { backoffDelay, type CallOptions, OperationFailedError, path, sleep, withDeadline } from '@vmplane/common';
+import {
+  backoffDelay,
+  type CallOptions,
+  callOptions,
+  deadline,
+  noteSent,
+  OperationFailedError,
+  path,
+  sleep,
+  withDeadline,
+} from '@vmplane/common';
 import { BACKEND } from './errors.js';
+import { optionalInteger, optionalMs } from './ids.js';
 import type { ProxmoxTransport } from './transport.js';
 import { parseUpid, type Upid } from './upid.js';
 
@@ -65,49 +76,61 @@ export class Task {
     return parseUpid(this.upid);
   }
 
-  status(opts: CallOptions = {}): Promise<TaskStatus> {
-    return this.#t.get<TaskStatus>(path`/nodes/${this.node}/tasks/${this.upid}/status`, opts);
+  async status(opts: CallOptions = {}): Promise<TaskStatus> {
+    return this.#t.get<TaskStatus>(path`/nodes/${this.node}/tasks/${this.upid}/status`, callOptions(opts));
   }
 
   /** One page of the log. */
-  log(opts: CallOptions & { start?: number; limit?: number } = {}): Promise<TaskLogLine[]> {
+  async log(opts: CallOptions & { start?: number; limit?: number } = {}): Promise<TaskLogLine[]> {
+    const params = { start: optionalInteger(opts.start, 'start'), limit: optionalInteger(opts.limit, 'limit') };
     return this.#t.get<TaskLogLine[]>(path`/nodes/${this.node}/tasks/${this.upid}/log`, {
-      ...opts,
-      params: { start: opts.start, limit: opts.limit },
+      ...callOptions(opts),
+      params,
     });
   }
 
   /** Stops a running task. */
   async stop(opts: CallOptions = {}): Promise<void> {
-    await this.#t.delete(path`/nodes/${this.node}/tasks/${this.upid}`, opts);
+    await this.#t.delete(path`/nodes/${this.node}/tasks/${this.upid}`, callOptions(opts));
   }
 
   /**
    * Polls until the task stops, with growing intervals. Resolves with the final status when PVE
    * reports `OK` or `WARNINGS: n`; otherwise rejects with an OperationFailedError carrying the
-   * exit status and the last lines of the log.
+   * exit status and the last lines of the log. A timeout or an abort ends the wait, not the task:
+   * the TimeoutError/AbortError carries the UPID as its `operationId`.
    */
-  wait(opts: TaskWaitOptions = {}): Promise<TaskStatus> {
-    return withDeadline(opts, BACKEND, async (d) => {
-      for (let attempt = 0; ; attempt++) {
-        const status = await this.status({ signal: d.signal });
-        if (status.status === 'stopped') {
-          if (isTaskSuccess(status.exitstatus)) {
+  async wait(opts: TaskWaitOptions = {}): Promise<TaskStatus> {
+    const interval = optionalMs(opts.interval, 'interval') ?? 250;
+    const maxInterval = optionalMs(opts.maxInterval, 'maxInterval') ?? 2_000;
+    const logTail = optionalInteger(opts.logTail, 'logTail') ?? 20;
+    return this.#noted(
+      withDeadline(callOptions(opts), BACKEND, async (d) => {
+        for (let attempt = 0; ; attempt++) {
+          const status = await this.status({ signal: d.signal });
+          if (status.status === 'stopped') {
+            if (isTaskSuccess(status.exitstatus)) {
+              this.#onDone?.();
+              return status;
+            }
             this.#onDone?.();
-            return status;
+            throw await this.#failure(status, logTail, d.signal);
           }
-          this.#onDone?.();
-          throw await this.#failure(status, opts.logTail ?? 20, d.signal);
+          const delay = backoffDelay(attempt, { initial: interval, max: maxInterval, factor: 1.5, jitter: 0.2 });
+          await sleep(delay, d.signal);
         }
-        const delay = backoffDelay(attempt, {
-          initial: opts.interval ?? 250,
-          max: opts.maxInterval ?? 2_000,
-          factor: 1.5,
-          jitter: 0.2,
-        });
-        await sleep(delay, d.signal);
-      }
-    });
+      }),
+    );
+  }
+
+  /** The task runs on whatever ended the call: a timeout or abort says which task that was. */
+  async #noted<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      noteSent(error, this.upid);
+      throw error;
+    }
   }
 
   /**
@@ -115,25 +138,42 @@ export class Task {
    * Leaving the loop early stops the polling.
    */
   async *follow(opts: TaskLogOptions = {}): AsyncGenerator<TaskLogLine, void, undefined> {
-    let next = opts.start ?? 0;
-    const interval = opts.interval ?? 500;
-    for (;;) {
-      const call = { signal: opts.signal, timeout: opts.timeout };
-      // Read the status first: a log read after a `stopped` status is known to be complete.
-      const status = await this.status(call);
+    let next = optionalInteger(opts.start, 'start') ?? 0;
+    const interval = optionalMs(opts.interval, 'interval') ?? 500;
+    // `timeout` bounds each request; `signal` the whole follow, its pauses included.
+    const call = callOptions(opts);
+    try {
       for (;;) {
-        const page = await this.log({ ...call, start: next, limit: 500 });
-        // PVE answers an empty log with one pseudo line `no content`; it is not part of the log.
-        const empty = page.length === 1 && page[0]?.t === 'no content';
-        const fresh = empty ? [] : page.filter((l) => l.n > next);
-        for (const line of fresh) {
-          next = line.n;
-          yield line;
+        // Read the status first: a log read after a `stopped` status is known to be complete.
+        const status = await this.status(call);
+        for (;;) {
+          const page = await this.log({ ...call, start: next, limit: 500 });
+          // PVE answers an empty log with one pseudo line `no content`; it is not part of the log.
+          const empty = page.length === 1 && page[0]?.t === 'no content';
+          const fresh = empty ? [] : page.filter((l) => l.n > next);
+          for (const line of fresh) {
+            next = line.n;
+            yield line;
+          }
+          if (fresh.length < 500) break;
         }
-        if (fresh.length < 500) break;
+        if (status.status === 'stopped') return;
+        await this.#pause(interval, opts.signal);
       }
-      if (status.status === 'stopped') return;
-      await sleep(interval, opts.signal);
+    } catch (error) {
+      noteSent(error, this.upid);
+      throw error;
+    }
+  }
+
+  async #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const d = deadline({ signal }, BACKEND);
+    try {
+      await sleep(ms, d.signal);
+    } catch (error) {
+      throw d.reason() ?? error;
+    } finally {
+      d.dispose();
     }
   }
 

@@ -1,26 +1,28 @@
 import type * as http from 'node:http';
 import {
-  apiErrorFromStatus,
-  backoffDelay,
   type CallOptions,
-  ConnectionError,
+  checkCallOptions,
+  createAgent,
   type Deadline,
   exchange,
+  type HttpBody,
   InvalidArgumentError,
   type Logger,
   type QueryValue,
   query,
   type RetryPolicy,
   redactingLogger,
+  retry,
+  retryDecision,
   silentLogger,
-  sleep,
+  UnauthorizedError,
   withDeadline,
 } from '@vmplane/common';
 import { type Authenticator, type PasswordCredentials, TicketAuth, TokenAuth, type TokenCredentials } from './auth.js';
 import { LruCache, type ProxmoxCache } from './cache.js';
+import { unwrap } from './envelope.js';
 import { BACKEND } from './errors.js';
-import { normaliseBooleans } from './normalise.js';
-import { createAgent, type TlsOptions } from './tls.js';
+import { type TlsOptions, trustOf } from './tls.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -38,6 +40,22 @@ export interface RequestSpec extends ReadOptions {
   cache?: { ttl: number; tags: readonly string[] } | undefined;
 }
 
+/** A request body other than JSON parameters: a multipart upload, say. */
+export interface RawBody {
+  /** Makes the body of one attempt: its media type, its length when known, and its bytes. */
+  open(): { contentType: string; length?: number | undefined; data: HttpBody };
+  /**
+   * Whether `open()` makes the same body again (a file read anew). Only such a body is sent a
+   * second time, after a 401 or a connection that failed before sending; any other goes out once,
+   * after the ticket was renewed if it was due.
+   */
+  reopenable?: boolean | undefined;
+}
+
+export interface SendSpec extends CallOptions {
+  body: RawBody;
+}
+
 export interface TransportStats {
   /** HTTP requests sent, logins and retries included. */
   requests: number;
@@ -49,6 +67,11 @@ export type ProxmoxAuthOptions =
   | (PasswordCredentials & { tokenId?: undefined; tokenSecret?: undefined })
   | (TokenCredentials & { username?: undefined; password?: undefined });
 
+export interface ProxmoxRetryOptions extends RetryPolicy {
+  /** The longest `Retry-After` worth waiting for, in ms (default 60 s); a longer one fails at once. */
+  maxRetryAfter?: number | undefined;
+}
+
 export type ProxmoxClientOptions = ProxmoxAuthOptions &
   TlsOptions & {
     /** The server as PVE's web UI shows it, `https://pve.example.com:8006`; `/api2/json` is added. */
@@ -59,7 +82,7 @@ export type ProxmoxClientOptions = ProxmoxAuthOptions &
     /** Default timeout of a call in ms (default 30 s). */
     timeout?: number | undefined;
     /** Retries of reads and of connections that never reached the server. */
-    retry?: RetryPolicy | undefined;
+    retry?: ProxmoxRetryOptions | undefined;
     /** Renew tickets once they are this old (ms, default 1 h; PVE tickets live 2 h). */
     ticketRenewAfter?: number | undefined;
     /** Clock in ms, injectable for tests that move time (ticket renewal, cache TTLs). */
@@ -68,28 +91,40 @@ export type ProxmoxClientOptions = ProxmoxAuthOptions &
     maxSockets?: number | undefined;
   };
 
-// Statuses worth another try for a read: the proxy or the server was briefly unable to answer.
-const RETRY_STATUS = new Set([429, 502, 503, 504]);
+type Payload = { kind: 'params'; params: Params | undefined } | { kind: 'raw'; body: RawBody };
 
-/** The one transport: auth, JSON, the `{data}` envelope, typed errors, retries, logging and the cache. */
+let agentOfTransport: (t: ProxmoxTransport) => http.Agent;
+
+/**
+ * The one transport: auth, JSON, the `{data}` envelope, typed errors, retries, logging and the
+ * cache. Its connection pool and credentials live in private fields, so printing the transport
+ * (or the client holding it) shows no ticket, token or header of a request in flight.
+ */
 export class ProxmoxTransport {
   readonly baseUrl: URL;
   readonly apiUrl: string;
-  readonly agent: http.Agent;
   readonly auth: Authenticator;
   readonly cache: ProxmoxCache;
   readonly logger: Logger;
   readonly stats: TransportStats = { requests: 0, retries: 0, cacheHits: 0 };
+  readonly #agent: http.Agent;
   readonly #timeout: number;
-  readonly #retry: RetryPolicy;
+  readonly #retry: ProxmoxRetryOptions;
+
+  static {
+    agentOfTransport = (t) => t.#agent;
+  }
 
   constructor(opts: ProxmoxClientOptions) {
+    if (typeof opts !== 'object' || opts === null) {
+      throw new InvalidArgumentError({ message: 'options are required', argument: 'options', backend: BACKEND });
+    }
     let base: URL;
     try {
       base = new URL(opts.baseUrl);
     } catch {
       throw new InvalidArgumentError({
-        message: `Invalid baseUrl ${JSON.stringify(opts.baseUrl)}`,
+        message: `Invalid baseUrl ${JSON.stringify(String(opts.baseUrl).slice(0, 100))}`,
         argument: 'baseUrl',
         backend: BACKEND,
       });
@@ -97,17 +132,25 @@ export class ProxmoxTransport {
     if (base.protocol !== 'https:' && base.protocol !== 'http:') {
       throw new InvalidArgumentError({ message: 'baseUrl must be http(s)', argument: 'baseUrl', backend: BACKEND });
     }
+    if (base.username || base.password || base.search || base.hash) {
+      throw new InvalidArgumentError({
+        message: 'baseUrl must be scheme, host, port and path only (no credentials, query or fragment)',
+        argument: 'baseUrl',
+        backend: BACKEND,
+      });
+    }
+    checkCallOptions({ timeout: opts.timeout }, BACKEND);
     // Accept `.../api2/json` too, since people paste it from other clients.
     // A URL's pathname is never empty ('/' at least), so keep the prefix as a string of its own.
     const prefix = base.pathname.replace(/\/api2\/json\/?$/, '').replace(/\/+$/, '');
     base.pathname = prefix || '/';
     this.baseUrl = base;
     this.apiUrl = `${base.origin}${prefix}/api2/json`;
-    this.agent = createAgent(base, opts, opts.maxSockets);
+    this.#agent = createAgent(base, trustOf(opts), { maxSockets: opts.maxSockets ?? 16, backend: BACKEND });
     this.logger = redactingLogger(opts.logger ?? silentLogger);
     this.cache = opts.cache ?? new LruCache(opts.now ? { now: opts.now } : {});
     this.#timeout = opts.timeout ?? 30_000;
-    this.#retry = opts.retry ?? {};
+    this.#retry = retryPolicy(opts.retry);
     if (opts.tokenId !== undefined) {
       this.auth = new TokenAuth({ tokenId: opts.tokenId, tokenSecret: opts.tokenSecret });
     } else {
@@ -139,7 +182,8 @@ export class ProxmoxTransport {
 
   /** One API call: `path` is below `/api2/json` and built with the `path` tag. */
   async request<T>(method: Method, path: string, spec: RequestSpec = {}): Promise<T> {
-    const cacheKey = method === 'GET' && spec.cache ? `${path}${query(flatParams(spec.params))}` : undefined;
+    const params = spec.params;
+    const cacheKey = method === 'GET' && spec.cache ? `${path}${query(flatParams(params))}` : undefined;
     if (cacheKey && !spec.fresh) {
       const hit = this.cache.get(cacheKey);
       if (hit !== undefined) {
@@ -149,163 +193,147 @@ export class ProxmoxTransport {
     }
     const timeout = spec.timeout ?? this.#timeout;
     const data = await withDeadline({ signal: spec.signal, timeout }, BACKEND, (d) =>
-      this.#withAuth<T>(method, path, spec.params, d),
+      this.#withAuth<T>(method, path, { kind: 'params', params }, d),
     );
     if (cacheKey && spec.cache) this.cache.set(cacheKey, structuredClone(data), spec.cache.ttl, spec.cache.tags);
     return data;
   }
 
-  /** Closes idle keep-alive connections. */
-  close(): void {
-    this.agent.destroy();
+  /**
+   * A call with a body of its own (a multipart upload), with the same auth, CSRF token, envelope
+   * and typed errors as every other call. A reopenable body gets the one re-login and retry after a
+   * 401 (PVE checks the ticket before it reads the body, so nothing ran); any other body is sent
+   * once, after renewing a ticket that was due, since a consumed stream cannot be sent again.
+   */
+  async send<T>(method: 'POST' | 'PUT', path: string, spec: SendSpec): Promise<T> {
+    const timeout = spec.timeout ?? this.#timeout;
+    return withDeadline({ signal: spec.signal, timeout }, BACKEND, (d) =>
+      this.#withAuth<T>(method, path, { kind: 'raw', body: spec.body }, d),
+    );
   }
 
-  async #withAuth<T>(method: Method, path: string, params: Params | undefined, d: Deadline): Promise<T> {
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  async #withAuth<T>(method: Method, path: string, payload: Payload, d: Deadline): Promise<T> {
     const write = method !== 'GET';
     const headers = await abortable(this.auth.headers(write), d.signal);
     try {
-      return await this.#withRetries<T>(method, path, params, headers, d);
+      return await this.#withRetries<T>(method, path, payload, headers, d);
     } catch (error) {
       // One fresh login and one retry when PVE no longer accepts the ticket. A 401 means PVE refused
-      // the request before running it, so this is safe for writes too.
-      if (isStatus(error, 401) && (await abortable(this.auth.refreshAfterUnauthorized(headers), d.signal))) {
-        this.logger.info('proxmox ticket refused; logged in again and retrying once', { method, path });
-        const again = await abortable(this.auth.headers(write), d.signal);
-        return this.#withRetries<T>(method, path, params, again, d);
-      }
-      throw error;
+      // the request before running it, so this is safe for writes too; a body that cannot be made
+      // again is not repeated, but the next call gets the fresh session.
+      if (!(error instanceof UnauthorizedError) || error.backend !== BACKEND) throw error;
+      const replayable = payload.kind === 'params' || payload.body.reopenable === true;
+      if (!(await abortable(this.auth.refreshAfterUnauthorized(headers), d.signal)) || !replayable) throw error;
+      this.logger.info('proxmox ticket refused; logged in again and retrying once', { method, path });
+      const again = await abortable(this.auth.headers(write), d.signal);
+      return this.#withRetries<T>(method, path, payload, again, d);
     }
   }
 
-  async #withRetries<T>(
+  #withRetries<T>(
     method: Method,
     path: string,
-    params: Params | undefined,
+    payload: Payload,
     auth: Record<string, string>,
     d: Deadline,
   ): Promise<T> {
-    const attempts = Math.max(1, this.#retry.attempts ?? 4);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.#send<T>(method, path, params, auth, d.signal, attempt);
-      } catch (error) {
-        const wait = attempt + 1 < attempts ? this.#retryDelay(method, error, attempt) : undefined;
-        if (wait === undefined || d.signal.aborted) throw error;
+    const once = payload.kind === 'raw' && payload.body.reopenable !== true;
+    const { maxRetryAfter, ...policy } = this.#retry;
+    const rule = { idempotent: method === 'GET', maxRetryAfter };
+    return retry((attempt) => this.#send<T>(method, path, payload, auth, d.signal, attempt), {
+      ...policy,
+      attempts: once ? 1 : (policy.attempts ?? 4),
+      signal: d.signal,
+      decide: (error) => retryDecision(error, rule),
+      onRetry: ({ attempt, delay, error }) => {
         this.stats.retries++;
         this.logger.warn('proxmox request failed; retrying', {
           method,
           path,
-          attempt: attempt + 1,
-          delayMs: wait,
+          attempt,
+          delayMs: delay,
           error: error instanceof Error ? error.message : String(error),
         });
-        await sleep(wait, d.signal);
-      }
-    }
-  }
-
-  /** How long to wait before retrying, or undefined when this failure must not be retried. */
-  #retryDelay(method: Method, error: unknown, attempt: number): number | undefined {
-    const delay = backoffDelay(attempt, { initial: 200, max: 5_000, ...this.#retry });
-    if (error instanceof ConnectionError) {
-      // A write that may have reached the server is never repeated: it might run twice.
-      if (!error.sent || method === 'GET') return delay;
-      return undefined;
-    }
-    if (method === 'GET' && error instanceof Error && 'status' in error && RETRY_STATUS.has(error.status as number)) {
-      const after = (error as { retryAfter?: number }).retryAfter;
-      return after !== undefined ? Math.min(after * 1000, this.#retry.max ?? 5_000) : delay;
-    }
-    return undefined;
+      },
+    });
   }
 
   async #send<T>(
     method: Method,
     path: string,
-    params: Params | undefined,
+    payload: Payload,
     auth: Record<string, string>,
     signal: AbortSignal,
     attempt: number,
   ): Promise<T> {
     const started = performance.now();
-    const inQuery = method === 'GET' || method === 'DELETE';
-    const url = new URL(`${this.apiUrl}${path}${inQuery ? query(flatParams(params)) : ''}`);
     const headers: Record<string, string> = { Accept: 'application/json', ...auth };
-    let body: string | undefined;
-    if (!inQuery) {
-      body = JSON.stringify(jsonParams(params));
+    let url: URL;
+    let body: HttpBody;
+    if (payload.kind === 'raw') {
+      url = new URL(`${this.apiUrl}${path}`);
+      const raw = payload.body.open();
+      headers['Content-Type'] = raw.contentType;
+      if (raw.length !== undefined) headers['Content-Length'] = String(raw.length);
+      body = raw.data;
+    } else if (method === 'GET' || method === 'DELETE') {
+      url = new URL(`${this.apiUrl}${path}${query(flatParams(payload.params))}`);
+    } else {
+      url = new URL(`${this.apiUrl}${path}`);
+      const json = JSON.stringify(jsonParams(payload.params));
       headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(Buffer.byteLength(body));
+      headers['Content-Length'] = String(Buffer.byteLength(json));
+      body = json;
     }
     this.stats.requests++;
-    const res = await exchange({ method, url, headers, body, agent: this.agent, signal, backend: BACKEND });
+    const res = await exchange({ method, url, headers, body, agent: this.#agent, signal, backend: BACKEND });
     const text = await res.text();
-    const ms = Math.round(performance.now() - started);
-    let parsed: unknown;
+    const fields = { method, path, status: res.status, ms: Math.round(performance.now() - started), attempt };
     try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
+      const data = unwrap(method, path, res, text) as T;
+      this.logger.debug('proxmox request', fields);
+      return data;
+    } catch (error) {
+      this.logger.debug('proxmox request failed', fields);
+      throw error;
     }
-    if (res.status < 200 || res.status >= 300) {
-      this.logger.debug('proxmox request failed', { method, path, status: res.status, ms, attempt });
-      throw this.#error(method, path, res, parsed, text);
-    }
-    this.logger.debug('proxmox request', { method, path, status: res.status, ms, attempt });
-    const data = (parsed as { data?: unknown } | undefined)?.data;
-    return normaliseBooleans(data) as T;
-  }
-
-  #error(
-    method: Method,
-    path: string,
-    res: { status: number; statusMessage: string | undefined; headers: http.IncomingHttpHeaders },
-    parsed: unknown,
-    text: string,
-  ) {
-    const envelope = (parsed && typeof parsed === 'object' ? parsed : {}) as {
-      errors?: unknown;
-      message?: unknown;
-    };
-    const errors: Record<string, string> = {};
-    if (envelope.errors && typeof envelope.errors === 'object') {
-      for (const [k, v] of Object.entries(envelope.errors as Record<string, unknown>)) errors[k] = String(v).trim();
-    }
-    const reason = res.statusMessage?.trim();
-    const message =
-      (typeof envelope.message === 'string' && envelope.message.trim()) ||
-      reason ||
-      (parsed === undefined && text.trim() ? text.trim().slice(0, 200) : '') ||
-      `HTTP ${res.status}`;
-    const retryAfterHeader = res.headers['retry-after'];
-    const retryAfter = retryAfterHeader === undefined ? undefined : Number(retryAfterHeader);
-    const fieldSummary = Object.entries(errors)
-      .map(([k, v]) => `${k}: ${v}`)
-      .join('; ');
-    return apiErrorFromStatus({
-      status: res.status,
-      backend: BACKEND,
-      message: `${method} ${path}: ${message}${fieldSummary ? ` (${fieldSummary})` : ''}`,
-      body: parsed ?? text,
-      errors,
-      method,
-      path,
-      retryAfter: Number.isFinite(retryAfter) ? retryAfter : undefined,
-    });
   }
 
   // The login itself: unauthenticated, with its own deadline so that no single caller's abort
   // cancels a login other callers are waiting for.
   async #login(body: Record<string, string>): Promise<Record<string, unknown>> {
     return withDeadline({ timeout: this.#timeout }, BACKEND, async (d) => {
-      const data = await this.#withRetries<Record<string, unknown>>('POST', '/access/ticket', body, {}, d);
+      const data = await this.#withRetries<Record<string, unknown>>(
+        'POST',
+        '/access/ticket',
+        { kind: 'params', params: body },
+        {},
+        d,
+      );
       return data ?? {};
     });
   }
 }
 
-function isStatus(error: unknown, status: number): boolean {
-  return error instanceof Error && 'status' in error && (error as { status: unknown }).status === status;
+/** The retry options the transport uses, picked one by one from the caller's, with its defaults. */
+function retryPolicy(opts: ProxmoxRetryOptions | undefined): ProxmoxRetryOptions {
+  const o = opts ?? {};
+  const policy: ProxmoxRetryOptions = { attempts: o.attempts ?? 4, initial: o.initial ?? 200, max: o.max ?? 5_000 };
+  if (o.factor !== undefined) policy.factor = o.factor;
+  if (o.jitter !== undefined) policy.jitter = o.jitter;
+  if (o.random !== undefined) policy.random = o.random;
+  if (o.maxRetryAfter !== undefined) policy.maxRetryAfter = o.maxRetryAfter;
+  return policy;
+}
+
+/** The transport's connection pool, for the console websockets; not part of the public API. */
+export function agentOf(t: ProxmoxTransport): http.Agent {
+  return agentOfTransport(t);
 }
 
 /** Waits for a shared promise, but lets this caller leave early when its own signal fires. */

@@ -31,13 +31,25 @@ for (const tls of [false, true]) {
       assert.equal(status.quorate, true);
       assert.equal(status.totalNodes, 3);
       assert.equal(status.onlineNodes, 3);
-      assert.equal(typeof status.nodes[0]?.online, 'boolean');
+      assert.deepEqual(
+        status.nodes.map((n) => [n.name, n.online]),
+        [
+          ['pve1', true],
+          ['pve2', true],
+          ['pve3', true],
+        ],
+      );
       const vms = await pve.cluster.resources({ type: 'vm' });
       assert.deepEqual(vms.map((r) => r.vmid).sort(), [100, 101, 102, 200]);
       assert.match((await pve.cluster.version()).version, /\d/);
       const next = await pve.cluster.nextId();
       assert.ok(next >= 100 && ![100, 101, 102, 200].includes(next));
-      assert.ok(Array.isArray(await pve.cluster.tasks()));
+      // A task this test started is listed, with what PVE says about it.
+      const made = await pve.qemu('pve1', 101).snapshots.create('listed');
+      await made.wait();
+      const listed = (await pve.cluster.tasks()).find((t) => t.upid === made.upid);
+      assert.deepEqual([listed?.node, listed?.type, listed?.id, listed?.status], ['pve1', 'qmsnapshot', '101', 'OK']);
+      await (await pve.qemu('pve1', 101).snapshots.delete('listed')).wait();
       const agg = await pve.cluster.aggregate();
       assert.equal(agg.guests.length, 4);
       const shared = agg.storages.filter((x) => x.shared);
@@ -50,13 +62,20 @@ for (const tls of [false, true]) {
       const nodes = await pve.nodes.list();
       assert.deepEqual(nodes.map((n) => n.node).sort(), ['pve1', 'pve2', 'pve3']);
       const node = pve.node('pve1');
+      const seeded = s.state.nodes.get('pve1')!;
       const st = await node.status();
-      assert.ok(st.cpuinfo.cpus > 0 && st.memory.total > 0);
-      assert.equal(typeof (await node.config()), 'object');
-      assert.ok(Array.isArray(await node.network()));
+      assert.equal(st.cpuinfo.cpus, seeded.maxcpu);
+      assert.equal(st.memory.total, seeded.maxmem);
+      seeded.config.description = 'rack 4';
+      assert.equal((await node.config()).description, 'rack 4');
+      const bridge = (await node.network()).find((i) => i.iface === 'vmbr0');
+      assert.equal(bridge?.type, 'bridge');
+      assert.equal(bridge?.cidr, `${seeded.ip}/24`);
       const storages = await node.storages();
-      assert.ok(storages.some((x) => x.storage === 'local'));
-      assert.ok(Array.isArray(await node.storage('local').content()));
+      assert.deepEqual(storages.map((x) => x.storage).sort(), [...s.state.storages.keys()].sort());
+      const content = await node.storage('local').content();
+      assert.deepEqual(content.map((c) => c.volid).sort(), [...s.state.volumesOf('pve1', 'local').keys()].sort());
+      assert.ok(content.some((c) => c.volid === 'local:iso/debian-12.7.0-amd64-netinst.iso'));
       const qemu = await node.qemu.list();
       assert.deepEqual(qemu.map((g) => g.vmid).sort(), [100, 101, 102]);
       assert.deepEqual(
@@ -100,7 +119,8 @@ for (const tls of [false, true]) {
       await (await vm.resize(disk.device, '+1G')).wait();
       const grown = (await vm.config()).disks.find((x) => x.device === disk.device)!;
       assert.equal(grown.sizeBytes, (disk.sizeBytes ?? 0) + 1024 ** 3);
-      assert.throws(() => vm.resize(disk.device, 'lots'), InvalidArgumentError);
+      await assert.rejects(vm.resize(disk.device, 'lots'), InvalidArgumentError);
+      await assert.rejects(vm.resize('rootfs', '+1G'), InvalidArgumentError, 'rootfs is an LXC disk');
     });
 
     test('power: start, suspend (also to disk), resume, reboot, reset, shutdown, stop', async () => {
@@ -355,12 +375,15 @@ for (const tls of [false, true]) {
         await up.wait();
         assert.equal(progress, 4096);
         const content = await pve.node('pve1').storage('local').content({ content: 'iso' });
-        assert.ok(content.some((c) => c.volid.endsWith('tiny.iso')));
+        const uploaded = content.find((c) => c.volid === 'local:iso/tiny.iso');
+        assert.equal(uploaded?.size, 4096);
+        assert.equal(s.state.volumesOf('pve1', 'local').get('local:iso/tiny.iso')?.size, 4096);
         const dl = await pve.node('pve1').storage('local').downloadUrl('https://example.com/debian.qcow2', {
           content: 'import',
           filename: 'debian.qcow2',
         });
         await dl.wait();
+        assert.ok(s.state.volumesOf('pve1', 'local').has('local:import/debian.qcow2'));
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

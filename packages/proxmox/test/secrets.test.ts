@@ -66,7 +66,7 @@ test('no password, ticket, CSRF token, token secret or VNC ticket in any error o
   const secrets = new Set([password, tokenSecret, 'pw-Alice-TFA-31337', first.ticket, first.csrf]);
 
   // 400 with the per-parameter map, from a ticket session (a write: CSRF token sent).
-  errors.push(await thrown(() => pve.qemu('pve1', 100).snapshots.create('bad name!')));
+  errors.push(await thrown(() => pve.qemu('pve1', 100).updateConfig({ cores: 0 })));
   assert.ok(errors.at(-1) instanceof ValidationError);
   s.violations.length = 0; // refused on purpose
 

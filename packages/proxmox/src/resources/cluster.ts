@@ -3,6 +3,8 @@ import { aggregateCluster, type Cluster, type ClusterGuest, clusterStatusFrom } 
 import { forEachLimit } from '../concurrency.js';
 import { parseGuestConfig, type RawConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
+import { optionalEnum, optionalInteger, optionalVmid } from '../ids.js';
+import { callOptions, readOptions } from '../options.js';
 import type { ReadOptions } from '../transport.js';
 import type {
   ClusterResource,
@@ -108,48 +110,55 @@ export class ClusterView {
 
 /** `/cluster`: status, resources, tasks, version, next free VMID, and the aggregated views. */
 export class ClusterApi {
-  constructor(private readonly ctx: Context) {}
+  private readonly ctx: Context;
+
+  /** @internal */
+  constructor(ctx: Context) {
+    this.ctx = ctx;
+  }
 
   /** The raw `/cluster/status` entries. */
-  statusEntries(opts: ReadOptions = {}): Promise<ClusterStatusEntry[]> {
-    return this.ctx.t.get('/cluster/status', { ...opts, cache: this.ctx.clusterCache() });
+  async statusEntries(opts: ReadOptions = {}): Promise<ClusterStatusEntry[]> {
+    return this.ctx.t.get('/cluster/status', { ...readOptions(opts), cache: this.ctx.clusterCache() });
   }
 
   /** Quorum, nodes and their online state. `{ fresh: true }` is the seed's GetFreshClusterStatus. */
   async status(opts: ReadOptions = {}): Promise<ClusterStatus> {
-    const s = clusterStatusFrom(await this.statusEntries(opts));
+    const s = clusterStatusFrom(await this.statusEntries(readOptions(opts)));
     return { ...s, totalNodes: s.nodes.length, onlineNodes: s.nodes.filter((n) => n.online).length };
   }
 
-  resources(opts: ReadOptions & { type?: 'vm' | 'storage' | 'node' | 'sdn' } = {}): Promise<ClusterResource[]> {
+  async resources(opts: ReadOptions & { type?: 'vm' | 'storage' | 'node' | 'sdn' } = {}): Promise<ClusterResource[]> {
     return this.ctx.t.get('/cluster/resources', {
-      ...opts,
-      params: { type: opts.type },
+      ...readOptions(opts),
+      params: { type: optionalEnum(opts.type, ['vm', 'storage', 'node', 'sdn'], 'type') },
       cache: this.ctx.clusterCache(),
     });
   }
 
   /** Resources of one kind, filtered locally (PVE's own filter knows only vm/storage/node/sdn). */
   async resourcesOf(type: ClusterResourceType, opts: ReadOptions = {}): Promise<ClusterResource[]> {
-    return (await this.resources(opts)).filter((r) => r.type === type);
+    return (await this.resources(readOptions(opts))).filter((r) => r.type === type);
   }
 
-  tasks(opts: CallOptions = {}): Promise<TaskSummary[]> {
-    return this.ctx.t.get('/cluster/tasks', opts);
+  async tasks(opts: CallOptions = {}): Promise<TaskSummary[]> {
+    return this.ctx.t.get('/cluster/tasks', callOptions(opts));
   }
 
-  version(opts: ReadOptions = {}): Promise<Version> {
-    return this.ctx.t.get('/version', { ...opts, cache: this.ctx.clusterCache() });
+  async version(opts: ReadOptions = {}): Promise<Version> {
+    return this.ctx.t.get('/version', { ...readOptions(opts), cache: this.ctx.clusterCache() });
   }
 
   /** The next free VMID (never cached); with `vmid`, checks that one is free (400 when taken). */
   async nextId(opts: CallOptions & { vmid?: number } = {}): Promise<number> {
-    return Number(await this.ctx.t.get<number | string>('/cluster/nextid', { ...opts, params: { vmid: opts.vmid } }));
+    const params = { vmid: optionalVmid(opts.vmid) };
+    return Number(await this.ctx.t.get<number | string>('/cluster/nextid', { ...callOptions(opts), params }));
   }
 
   /** The seed's aggregated Cluster from two requests: totals, nodes, guests, storage counted once. */
   async aggregate(opts: ReadOptions = {}): Promise<Cluster> {
-    const [status, resources] = await Promise.all([this.statusEntries(opts), this.resources(opts)]);
+    const read = readOptions(opts);
+    const [status, resources] = await Promise.all([this.statusEntries(read), this.resources(read)]);
     return aggregateCluster(status, resources);
   }
 
@@ -159,12 +168,13 @@ export class ClusterApi {
    * bounded concurrency. See ClusterView.
    */
   async view(opts: ClusterViewOptions = {}): Promise<ClusterView> {
-    const [status, resources] = await Promise.all([this.statusEntries(opts), this.resources(opts)]);
-    const initial = aggregateCluster(status, resources);
-    const concurrency = opts.concurrency ?? 8;
+    const concurrency = optionalInteger(opts.concurrency, 'concurrency', 1, 256) ?? 8;
     const addresses = opts.addresses ?? true;
+    const read = readOptions(opts);
+    const [status, resources] = await Promise.all([this.statusEntries(read), this.resources(read)]);
+    const initial = aggregateCluster(status, resources);
     // `timeout` bounds each request; `signal` also stops the background enrichment.
-    const call = { fresh: opts.fresh, timeout: opts.timeout };
+    const call: ReadOptions = { fresh: read.fresh, timeout: read.timeout };
     return new ClusterView(
       initial,
       async (view, signal) => {

@@ -1,6 +1,9 @@
+import { ServerError } from '@vmplane/common';
 import { cacheTags } from '../cache.js';
+import { BACKEND } from '../errors.js';
 import { Task } from '../task.js';
 import type { ProxmoxTransport } from '../transport.js';
+import { isUpid } from '../upid.js';
 
 /** Default cache lifetimes (ms) per kind of read. */
 export interface CacheTtls {
@@ -45,12 +48,23 @@ export class Context {
   }
 
   /** A task that also drops the guest's cache entries when it finishes. */
-  guestTask(upid: string, node: string, vmid: number): Task {
+  guestTask(upid: unknown, node: string, vmid: number): Task {
     this.invalidateGuest(node, vmid);
-    return new Task(this.t, upid, () => this.invalidateGuest(node, vmid));
+    return new Task(this.t, checkedUpid(upid), () => this.invalidateGuest(node, vmid));
   }
-  nodeTask(upid: string, node: string): Task {
+  nodeTask(upid: unknown, node: string): Task {
     this.invalidateNode(node);
-    return new Task(this.t, upid, () => this.invalidateNode(node));
+    return new Task(this.t, checkedUpid(upid), () => this.invalidateNode(node));
   }
+}
+
+// A call that starts a task answers with its UPID; anything else is the server's fault, not the caller's.
+function checkedUpid(upid: unknown): string {
+  if (isUpid(upid)) return upid;
+  throw new ServerError({
+    status: 200,
+    backend: BACKEND,
+    message: `PVE answered without a task id (UPID): ${JSON.stringify(upid)?.slice(0, 120)}`,
+    body: upid,
+  });
 }

@@ -2,7 +2,21 @@ import { type CallOptions, InvalidArgumentError, path } from '@vmplane/common';
 import { type ConsoleConnection, consoleUrl, openConsoleSocket } from '../console.js';
 import { BACKEND } from '../errors.js';
 import { type GuestConfig, type GuestType, parseGuestConfig, type RawConfig } from '../guest-config.js';
-import { parseVmid } from '../helpers.js';
+import {
+  checkDisk,
+  checkGuestVmid,
+  checkNode,
+  checkText,
+  configKeyList,
+  optionalEnum,
+  optionalInteger,
+  optionalNode,
+  optionalPool,
+  optionalSnapshotName,
+  optionalStorage,
+  optionalVmid,
+} from '../ids.js';
+import { callOptions, readOptions } from '../options.js';
 import type { PropertyValue } from '../property-string.js';
 import type { Task } from '../task.js';
 import type { ReadOptions } from '../transport.js';
@@ -77,19 +91,22 @@ export interface GuestDetails<S> {
 /** What QEMU and LXC guests share: `/nodes/{node}/{qemu|lxc}/{vmid}`. */
 export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   abstract readonly type: GuestType;
+  readonly node: string;
   readonly vmid: number;
   readonly snapshots: SnapshotsApi;
   readonly status: { current: (opts?: CallOptions) => Promise<S> };
 
+  /** Throws InvalidArgumentError (backend 'proxmox') for a node or VMID PVE would refuse. */
   constructor(
     protected readonly ctx: Context,
-    readonly node: string,
-    vmid: number,
+    node: string,
+    vmid: number | string,
     type: GuestType,
   ) {
-    this.vmid = parseVmid(vmid);
-    this.snapshots = new SnapshotsApi(ctx, type, node, this.vmid);
-    this.status = { current: (opts = {}) => this.ctx.t.get<S>(this.p('/status/current'), opts) };
+    this.node = checkNode(node);
+    this.vmid = checkGuestVmid(vmid, type);
+    this.snapshots = new SnapshotsApi(ctx, type, this.node, this.vmid);
+    this.status = { current: async (opts = {}) => this.ctx.t.get<S>(this.p('/status/current'), callOptions(opts)) };
   }
 
   /** A path below this guest, e.g. `p('/status/start')`. */
@@ -99,21 +116,26 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
     return `${base}${sub}`;
   }
 
+  /** A call that starts a task: only the caller's signal and timeout go along with the parameters. */
   protected async task(
     method: 'POST' | 'PUT' | 'DELETE',
     sub: string,
     opts: CallOptions,
     params?: Record<string, unknown>,
   ): Promise<Task> {
-    const upid = await this.ctx.t.request<string>(method, this.p(sub), { ...opts, params: params as never });
+    const upid = await this.ctx.t.request<string>(method, this.p(sub), {
+      ...callOptions(opts),
+      params: params as never,
+    });
     return this.ctx.guestTask(upid, this.node, this.vmid);
   }
 
   /** The raw config (`GET .../config`), cached per guest. */
-  rawConfig(opts: ReadOptions & { current?: boolean; snapshot?: string } = {}): Promise<RawConfig> {
+  async rawConfig(opts: ReadOptions & { current?: boolean; snapshot?: string } = {}): Promise<RawConfig> {
+    const params = { current: opts.current, snapshot: optionalSnapshotName(opts.snapshot, 'snapshot') };
     return this.ctx.t.get<RawConfig>(this.p('/config'), {
-      ...opts,
-      params: { current: opts.current, snapshot: opts.snapshot },
+      ...readOptions(opts),
+      params,
       cache: this.ctx.guestCache(this.node, this.vmid),
     });
   }
@@ -124,40 +146,46 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   }
 
   /** Grows a disk: `size` is absolute (`40G`) or relative (`+8G`). */
-  resize(disk: string, size: string, opts: CallOptions & { digest?: string } = {}): Promise<Task> {
-    if (!/^\+?\d+(\.\d+)?[KMGT]?$/.test(size)) {
+  async resize(disk: string, size: string, opts: CallOptions & { digest?: string } = {}): Promise<Task> {
+    const key = checkDisk(disk, this.type);
+    if (typeof size !== 'string' || !/^\+?\d+(\.\d+)?[KMGT]?$/.test(size)) {
       throw new InvalidArgumentError({
         message: `Invalid size ${JSON.stringify(size)}: use 40G or +8G`,
         argument: 'size',
         backend: BACKEND,
       });
     }
-    return this.task('PUT', '/resize', opts, { disk, size, digest: opts.digest });
+    return this.task('PUT', '/resize', opts, { disk: key, size, digest: digestOf(opts.digest) });
   }
 
-  start(opts: CallOptions = {}): Promise<Task> {
+  async start(opts: CallOptions = {}): Promise<Task> {
     return this.task('POST', '/status/start', opts);
   }
   /** Hard stop, like pulling the plug. */
-  stop(opts: CallOptions & { skiplock?: boolean; overruleShutdown?: boolean } = {}): Promise<Task> {
+  async stop(opts: CallOptions & { skiplock?: boolean; overruleShutdown?: boolean } = {}): Promise<Task> {
     return this.task('POST', '/status/stop', opts, {
       skiplock: opts.skiplock,
       'overrule-shutdown': opts.overruleShutdown,
     });
   }
   /** Clean shutdown through ACPI (QEMU) or the container's init (LXC). */
-  shutdown(opts: CallOptions & { forceStop?: boolean; timeoutSeconds?: number } = {}): Promise<Task> {
-    return this.task('POST', '/status/shutdown', opts, { forceStop: opts.forceStop, timeout: opts.timeoutSeconds });
+  async shutdown(opts: CallOptions & { forceStop?: boolean; timeoutSeconds?: number } = {}): Promise<Task> {
+    return this.task('POST', '/status/shutdown', opts, {
+      forceStop: opts.forceStop,
+      timeout: optionalInteger(opts.timeoutSeconds, 'timeoutSeconds'),
+    });
   }
-  reboot(opts: CallOptions & { timeoutSeconds?: number } = {}): Promise<Task> {
-    return this.task('POST', '/status/reboot', opts, { timeout: opts.timeoutSeconds });
+  async reboot(opts: CallOptions & { timeoutSeconds?: number } = {}): Promise<Task> {
+    return this.task('POST', '/status/reboot', opts, {
+      timeout: optionalInteger(opts.timeoutSeconds, 'timeoutSeconds'),
+    });
   }
-  resume(opts: CallOptions = {}): Promise<Task> {
+  async resume(opts: CallOptions = {}): Promise<Task> {
     return this.task('POST', '/status/resume', opts);
   }
 
   /** Destroys the guest. */
-  delete(opts: DeleteOptions = {}): Promise<Task> {
+  async delete(opts: DeleteOptions = {}): Promise<Task> {
     const params: Record<string, unknown> = {
       purge: opts.purge,
       'destroy-unreferenced-disks': opts.destroyUnreferencedDisks,
@@ -169,22 +197,23 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** Copies the guest; without `newid` it takes the cluster's next free VMID. */
   async clone(opts: CloneOptions = {}): Promise<CloneResult> {
-    const vmid =
-      opts.newid ??
-      Number(await this.ctx.t.get<number | string>('/cluster/nextid', { signal: opts.signal, timeout: opts.timeout }));
     const params: Record<string, unknown> = {
-      newid: vmid,
+      newid: optionalVmid(opts.newid, 'newid'),
       description: opts.description,
       full: opts.full,
-      target: opts.target,
-      storage: opts.storage,
-      pool: opts.pool,
-      snapname: opts.snapname,
-      bwlimit: opts.bwlimit,
+      target: optionalNode(opts.target, 'target'),
+      storage: optionalStorage(opts.storage),
+      pool: optionalPool(opts.pool),
+      snapname: optionalSnapshotName(opts.snapname),
+      bwlimit: optionalInteger(opts.bwlimit, 'bwlimit'),
     };
     params[this.type === 'qemu' ? 'name' : 'hostname'] = opts.name;
-    if (this.type === 'qemu') params.format = opts.format;
-    const task = await this.task('POST', '/clone', opts, params);
+    if (this.type === 'qemu') params.format = optionalEnum(opts.format, ['raw', 'qcow2', 'vmdk'], 'format');
+    const call = callOptions(opts);
+    const vmid =
+      (params.newid as number | undefined) ?? Number(await this.ctx.t.get<number | string>('/cluster/nextid', call));
+    params.newid = vmid;
+    const task = await this.task('POST', '/clone', call, params);
     this.ctx.invalidateCluster();
     return { vmid, task };
   }
@@ -197,10 +226,10 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
    */
   protected async checkMigrationTarget(target: string, opts: CallOptions): Promise<void> {
     const fail = (message: string) => new InvalidArgumentError({ message, argument: 'target', backend: BACKEND });
+    checkNode(target, 'target');
     const what = `${this.type === 'qemu' ? 'VM' : 'CT'} ${this.vmid}`;
     if (target === this.node) throw fail(`${what} is already on ${target}`);
-    const call = { signal: opts.signal, timeout: opts.timeout };
-    const status = await this.ctx.t.get<ClusterStatusEntry[]>('/cluster/status', call);
+    const status = await this.ctx.t.get<ClusterStatusEntry[]>('/cluster/status', callOptions(opts));
     const entry = status.find((e) => e.type === 'node' && e.name === target);
     if (!entry) throw fail(`Target node ${target} is not a member of this cluster`);
     if (!entry.online) throw fail(`Target node ${target} is offline`);
@@ -220,8 +249,11 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
     });
   }
 
-  vncProxy(opts: CallOptions & { websocket?: boolean } = {}): Promise<VncProxy> {
-    return this.ctx.t.post<VncProxy>(this.p('/vncproxy'), { ...opts, params: { websocket: opts.websocket ?? true } });
+  async vncProxy(opts: CallOptions & { websocket?: boolean } = {}): Promise<VncProxy> {
+    return this.ctx.t.post<VncProxy>(this.p('/vncproxy'), {
+      ...callOptions(opts),
+      params: { websocket: opts.websocket ?? true },
+    });
   }
 
   /** A terminal (xterm.js) proxy. */
@@ -229,8 +261,8 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** Opens the VNC websocket for a proxy from `vncProxy()` (a fresh one when none is given). */
   async vncWebSocket(proxy?: VncProxy, opts: CallOptions = {}): Promise<ConsoleConnection> {
-    const p = proxy ?? (await this.vncProxy(opts));
-    return openConsoleSocket(this.ctx.t, this.p('/vncwebsocket'), p.port, p.ticket, opts);
+    const p = proxy ?? (await this.vncProxy(callOptions(opts)));
+    return openConsoleSocket(this.ctx.t, this.p('/vncwebsocket'), p.port, p.ticket, callOptions(opts));
   }
 
   /** PVE's console page for this guest (noVNC, or xterm.js with `xterm`). */
@@ -247,8 +279,10 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** Status, parsed config and (for a running guest) its interfaces, fetched in parallel. */
   async details(opts: ReadOptions = {}): Promise<GuestDetails<S>> {
-    const [status, config] = await Promise.all([this.status.current(opts), this.config(opts)]);
-    const interfaces = status.status === 'running' ? await this.interfacesIfAvailable(config, opts) : undefined;
+    const read = readOptions(opts);
+    const [status, config] = await Promise.all([this.status.current(callOptions(read)), this.config(read)]);
+    const interfaces =
+      status.status === 'running' ? await this.interfacesIfAvailable(config, callOptions(read)) : undefined;
     return { node: this.node, vmid: this.vmid, type: this.type, status, config, interfaces };
   }
 
@@ -261,4 +295,30 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   invalidate(): void {
     this.ctx.invalidateGuest(this.node, this.vmid);
   }
+}
+
+/** The parameters of a config update: the values, the keys to delete, and the digest. */
+export function configParams(values: ConfigValues, opts: ConfigUpdateOptions): Record<string, unknown> {
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+    throw new InvalidArgumentError({ message: 'values must be an object', argument: 'values', backend: BACKEND });
+  }
+  for (const key of Object.keys(values)) {
+    if (!/^[a-z][a-z0-9_-]*$/i.test(key)) {
+      throw new InvalidArgumentError({
+        message: `Invalid config key ${JSON.stringify(key.slice(0, 40))}`,
+        argument: 'values',
+        backend: BACKEND,
+      });
+    }
+  }
+  return { ...values, delete: configKeyList(opts.delete), digest: digestOf(opts.digest) };
+}
+
+// A config digest is the SHA1 of the config PVE answered (40 hex digits at most).
+function digestOf(digest: unknown): string | undefined {
+  if (digest === undefined) return undefined;
+  if (typeof digest !== 'string' || !/^[0-9a-f]{1,64}$/i.test(digest)) {
+    throw new InvalidArgumentError({ message: 'digest must be hex digits', argument: 'digest', backend: BACKEND });
+  }
+  return checkText(digest, 'digest', 64);
 }

@@ -2,10 +2,13 @@ import { type CallOptions, InvalidArgumentError } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import type { GuestConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
+import { checkNode, checkStoragePairs, optionalInteger } from '../ids.js';
+import { callOptions } from '../options.js';
 import type { Task } from '../task.js';
 import type { GuestNetworkInterface, LxcMigratePrecondition, LxcStatus, TermProxy } from '../types.js';
+import { pveMessageOf } from './agent.js';
 import type { Context } from './context.js';
-import { type ConfigUpdateOptions, type ConfigValues, GuestApi } from './guest.js';
+import { type ConfigUpdateOptions, type ConfigValues, configParams, GuestApi } from './guest.js';
 
 export interface LxcMigrateOptions extends CallOptions {
   /** Stop, move and start again (containers cannot migrate live). */
@@ -22,35 +25,49 @@ export interface LxcMigrateOptions extends CallOptions {
 export class LxcApi extends GuestApi<LxcStatus> {
   readonly type = 'lxc' as const;
 
-  constructor(ctx: Context, node: string, vmid: number) {
+  /** Throws InvalidArgumentError (backend 'proxmox') for a node or VMID PVE would refuse. */
+  constructor(ctx: Context, node: string, vmid: number | string) {
     super(ctx, node, vmid, 'lxc');
   }
 
   /** Changes config keys. LXC applies them synchronously (PUT): done when this resolves. */
   async updateConfig(values: ConfigValues, opts: ConfigUpdateOptions = {}): Promise<void> {
-    await this.ctx.t.put(this.p('/config'), {
-      ...opts,
-      params: { ...values, delete: opts.delete?.length ? opts.delete.join(',') : undefined, digest: opts.digest },
-    });
+    await this.ctx.t.put(this.p('/config'), { ...callOptions(opts), params: configParams(values, opts) as never });
     this.invalidate();
   }
 
   /** The seed's UpdateVMResources: cores, memory and swap (MiB). */
-  setResources(
+  async setResources(
     resources: { cores?: number; memoryMiB?: number; swapMiB?: number },
     opts: CallOptions = {},
   ): Promise<void> {
-    return this.updateConfig({ cores: resources.cores, memory: resources.memoryMiB, swap: resources.swapMiB }, opts);
+    return this.updateConfig(
+      {
+        cores: optionalInteger(resources.cores, 'cores', 1),
+        memory: optionalInteger(resources.memoryMiB, 'memoryMiB', 16),
+        swap: optionalInteger(resources.swapMiB, 'swapMiB'),
+      },
+      callOptions(opts),
+    );
   }
 
-  suspend(opts: CallOptions = {}): Promise<Task> {
+  async suspend(opts: CallOptions = {}): Promise<Task> {
     return this.task('POST', '/status/suspend', opts);
   }
 
   /** Migrates after checking the target; a running container needs `restart`. */
   async migrate(target: string, opts: LxcMigrateOptions = {}): Promise<Task> {
-    await this.checkMigrationTarget(target, opts);
-    const pre = await this.migratePrecondition(target, opts);
+    const params = {
+      target: checkNode(target, 'target'),
+      restart: opts.restart,
+      timeout: optionalInteger(opts.shutdownTimeout, 'shutdownTimeout'),
+      'target-storage': checkStoragePairs(opts.targetStorage),
+      bwlimit: optionalInteger(opts.bwlimit, 'bwlimit'),
+      online: opts.online,
+    };
+    const call = callOptions(opts);
+    await this.checkMigrationTarget(target, call);
+    const pre = await this.migratePrecondition(target, call);
     const refused = pre['not-allowed-nodes']?.[target];
     if (refused) throw this.refusal(target, refused);
     if (pre.running && !opts.restart && !opts.online) {
@@ -60,42 +77,37 @@ export class LxcApi extends GuestApi<LxcStatus> {
         backend: BACKEND,
       });
     }
-    const task = await this.task('POST', '/migrate', opts, {
-      target,
-      restart: opts.restart,
-      timeout: opts.shutdownTimeout,
-      'target-storage': opts.targetStorage,
-      bwlimit: opts.bwlimit,
-      online: opts.online,
-    });
+    const task = await this.task('POST', '/migrate', call, params);
     this.ctx.invalidateNode(target);
     return task;
   }
 
   /** PVE's migration preconditions for this container (`GET .../migrate`), optionally for one target. */
-  migratePrecondition(target?: string, opts: CallOptions = {}): Promise<LxcMigratePrecondition> {
-    return this.ctx.t.get<LxcMigratePrecondition>(this.p('/migrate'), { ...opts, params: { target } });
+  async migratePrecondition(target?: string, opts: CallOptions = {}): Promise<LxcMigratePrecondition> {
+    const params = { target: target === undefined ? undefined : checkNode(target, 'target') };
+    return this.ctx.t.get<LxcMigratePrecondition>(this.p('/migrate'), { ...callOptions(opts), params });
   }
 
   /** Converts the container to a template; PVE does this synchronously. */
   async template(opts: CallOptions = {}): Promise<void> {
-    await this.ctx.t.post(this.p('/template'), opts);
+    await this.ctx.t.post(this.p('/template'), callOptions(opts));
     this.invalidate();
   }
 
   /** The running container's interfaces, as LXC reports them. */
-  interfaces(opts: CallOptions = {}): Promise<GuestNetworkInterface[]> {
-    return this.ctx.t.get<GuestNetworkInterface[]>(this.p('/interfaces'), opts);
+  async interfaces(opts: CallOptions = {}): Promise<GuestNetworkInterface[]> {
+    return this.ctx.t.get<GuestNetworkInterface[]>(this.p('/interfaces'), callOptions(opts));
   }
 
   async ip(opts: CallOptions = {}): Promise<string | undefined> {
     return firstNonLoopbackIp(await this.interfaces(opts));
   }
 
-  termProxy(opts: CallOptions = {}): Promise<TermProxy> {
-    return this.ctx.t.post<TermProxy>(this.p('/termproxy'), opts);
+  async termProxy(opts: CallOptions = {}): Promise<TermProxy> {
+    return this.ctx.t.post<TermProxy>(this.p('/termproxy'), callOptions(opts));
   }
 
+  /** The interfaces for `details()`: none when PVE says the container is not running (it stopped meanwhile). */
   protected async interfacesIfAvailable(
     _config: GuestConfig,
     opts: CallOptions,
@@ -103,7 +115,8 @@ export class LxcApi extends GuestApi<LxcStatus> {
     try {
       return await this.interfaces(opts);
     } catch (error) {
-      if (error instanceof Error && 'status' in error) return undefined;
+      const message = pveMessageOf(error, 500);
+      if (message !== undefined && /^CT \d+ (is )?not running$/.test(message)) return undefined;
       throw error;
     }
   }

@@ -1,10 +1,16 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
-import { Readable } from 'node:stream';
-import { apiErrorFromStatus, type CallOptions, exchange, path, withDeadline } from '@vmplane/common';
+import { type CallOptions, path } from '@vmplane/common';
 import { type ConsoleConnection, consoleUrl, openConsoleSocket } from '../console.js';
-import { BACKEND } from '../errors.js';
+import {
+  checkNode,
+  checkText,
+  checkVmid,
+  checkVolumeId,
+  optionalEnum,
+  optionalInteger,
+  optionalPool,
+  optionalVmid,
+} from '../ids.js';
+import { callOptions, readOptions } from '../options.js';
 import type { Task } from '../task.js';
 import type { ReadOptions } from '../transport.js';
 import type {
@@ -12,7 +18,6 @@ import type {
   NodeNetworkInterface,
   NodeStatus,
   Storage,
-  StorageContent,
   TaskSummary,
   TermProxy,
   VncProxy,
@@ -20,26 +25,20 @@ import type {
 import type { Context } from './context.js';
 import type { ConfigValues } from './guest.js';
 import { type CloudImageVmOptions, cloudImageVmParams, type QemuCreateOptions, qemuCreateParams } from './qemu.js';
+import { StorageApi, type StorageContentType } from './storage.js';
 
-export type StorageContentType = 'iso' | 'vztmpl' | 'import' | 'images' | 'rootdir' | 'backup' | 'snippets';
+export type { DownloadUrlOptions, StorageContentType, UploadOptions } from './storage.js';
+export { StorageApi } from './storage.js';
 
-export interface UploadOptions extends CallOptions {
-  content: 'iso' | 'vztmpl' | 'import';
-  /** Name on the storage; defaults to the file's own name. */
-  filename?: string;
-  checksum?: string;
-  checksumAlgorithm?: 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
-  onProgress?: (sentBytes: number, totalBytes: number) => void;
-}
-
-export interface DownloadUrlOptions extends CallOptions {
-  content: 'iso' | 'vztmpl' | 'import';
-  filename: string;
-  checksum?: string;
-  checksumAlgorithm?: 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
-  compression?: string;
-  verifyCertificates?: boolean;
-}
+const CONTENT_TYPES: readonly StorageContentType[] = [
+  'iso',
+  'vztmpl',
+  'import',
+  'images',
+  'rootdir',
+  'backup',
+  'snippets',
+];
 
 export interface NodeTaskFilter extends CallOptions {
   limit?: number;
@@ -51,103 +50,6 @@ export interface NodeTaskFilter extends CallOptions {
   source?: 'archive' | 'active' | 'all';
   since?: number;
   until?: number;
-}
-
-/** `/nodes/{node}/storage/{storage}`. */
-export class StorageApi {
-  constructor(
-    private readonly ctx: Context,
-    readonly node: string,
-    readonly storage: string,
-  ) {}
-
-  content(opts: ReadOptions & { content?: StorageContentType; vmid?: number } = {}): Promise<StorageContent[]> {
-    return this.ctx.t.get<StorageContent[]>(path`/nodes/${this.node}/storage/${this.storage}/content`, {
-      ...opts,
-      params: { content: opts.content, vmid: opts.vmid },
-    });
-  }
-
-  status(opts: ReadOptions = {}): Promise<Storage> {
-    return this.ctx.t.get<Storage>(path`/nodes/${this.node}/storage/${this.storage}/status`, opts);
-  }
-
-  /** Lets PVE fetch a URL into the storage (an ISO, a container template, a cloud image). */
-  async downloadUrl(url: string, opts: DownloadUrlOptions): Promise<Task> {
-    const upid = await this.ctx.t.post<string>(path`/nodes/${this.node}/storage/${this.storage}/download-url`, {
-      ...opts,
-      params: {
-        url,
-        content: opts.content,
-        filename: opts.filename,
-        checksum: opts.checksum,
-        'checksum-algorithm': opts.checksumAlgorithm,
-        compression: opts.compression,
-        'verify-certificates': opts.verifyCertificates,
-      },
-    });
-    return this.ctx.nodeTask(upid, this.node);
-  }
-
-  /**
-   * Uploads a local file (multipart/form-data, streamed from disk). PVE answers with the task that
-   * moves the file into place. Never retried: the body is a stream.
-   */
-  async upload(file: string, opts: UploadOptions): Promise<Task> {
-    const size = (await stat(file)).size;
-    const filename = opts.filename ?? basename(file);
-    const boundary = `----vmplane${Math.random().toString(16).slice(2)}${Date.now().toString(16)}`;
-    const field = (name: string, value: string) =>
-      `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
-    let head = field('content', opts.content);
-    if (opts.checksum) head += field('checksum', opts.checksum);
-    if (opts.checksumAlgorithm) head += field('checksum-algorithm', opts.checksumAlgorithm);
-    head += `--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename.replace(/"/g, '')}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-    const tail = `\r\n--${boundary}--\r\n`;
-    const length = Buffer.byteLength(head) + size + Buffer.byteLength(tail);
-    const t = this.ctx.t;
-    const upid = await withDeadline(
-      { signal: opts.signal, timeout: opts.timeout ?? 60 * 60 * 1000 },
-      BACKEND,
-      async (d) => {
-        const auth = await t.auth.headers(true);
-        const body = Readable.from(
-          (async function* () {
-            yield Buffer.from(head);
-            yield* createReadStream(file);
-            yield Buffer.from(tail);
-          })(),
-        );
-        const headLength = Buffer.byteLength(head);
-        t.stats.requests++;
-        const res = await exchange({
-          method: 'POST',
-          url: new URL(`${t.apiUrl}${path`/nodes/${this.node}/storage/${this.storage}/upload`}`),
-          headers: { ...auth, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': length },
-          body,
-          agent: t.agent,
-          signal: d.signal,
-          backend: BACKEND,
-          onUploadProgress: (sent) => opts.onProgress?.(Math.max(0, Math.min(size, sent - headLength)), size),
-        });
-        const text = await res.text();
-        const parsed = text
-          ? (JSON.parse(text) as { data?: unknown; errors?: Record<string, string>; message?: string })
-          : {};
-        if (res.status < 200 || res.status >= 300) {
-          throw apiErrorFromStatus({
-            status: res.status,
-            backend: BACKEND,
-            message: `POST upload: ${parsed.message ?? res.statusMessage ?? `HTTP ${res.status}`}`,
-            errors: parsed.errors,
-            body: parsed,
-          });
-        }
-        return String(parsed.data);
-      },
-    );
-    return this.ctx.nodeTask(upid, this.node);
-  }
 }
 
 /** One node: `/nodes/{node}`. */
@@ -166,32 +68,46 @@ export class NodeApi {
       vmid: number,
       ostemplate: string,
       config?: ConfigValues & { password?: string },
-      opts?: CallOptions,
+      opts?: CallOptions & { pool?: string },
     ) => Promise<Task>;
   };
+  readonly name: string;
+  readonly #ctx: Context;
 
-  constructor(
-    private readonly ctx: Context,
-    readonly name: string,
-  ) {
-    const base = path`/nodes/${name}`;
+  /** Throws InvalidArgumentError (backend 'proxmox') for a name PVE would refuse. */
+  constructor(ctx: Context, name: string) {
+    this.#ctx = ctx;
+    this.name = checkNode(name);
+    const base = path`/nodes/${this.name}`;
+    const node = this.name;
     this.qemu = {
-      list: (opts = {}) =>
-        ctx.t.get(`${base}/qemu`, { ...opts, params: { full: opts.full }, cache: ctx.nodeCache(name) }),
+      list: async (opts = {}) =>
+        ctx.t.get(`${base}/qemu`, { ...readOptions(opts), params: { full: opts.full }, cache: ctx.nodeCache(node) }),
       create: async (opts) => {
-        const upid = await ctx.t.post<string>(`${base}/qemu`, { ...opts, params: qemuCreateParams(opts) as never });
-        return ctx.guestTask(upid, name, opts.vmid);
+        const vmid = checkVmid(opts?.vmid);
+        optionalPool(opts.pool);
+        const upid = await ctx.t.post<string>(`${base}/qemu`, {
+          ...callOptions(opts),
+          params: qemuCreateParams(opts) as never,
+        });
+        return ctx.guestTask(upid, node, vmid);
       },
       createFromCloudImage: async (opts) => {
-        const upid = await ctx.t.post<string>(`${base}/qemu`, { ...opts, params: cloudImageVmParams(opts) as never });
-        return ctx.guestTask(upid, name, opts.vmid);
+        const vmid = checkVmid(opts?.vmid);
+        optionalPool(opts.pool);
+        const params = cloudImageVmParams(opts) as never;
+        const upid = await ctx.t.post<string>(`${base}/qemu`, { ...callOptions(opts), params });
+        return ctx.guestTask(upid, node, vmid);
       },
     };
     this.lxc = {
-      list: (opts = {}) => ctx.t.get(`${base}/lxc`, { ...opts, cache: ctx.nodeCache(name) }),
+      list: async (opts = {}) => ctx.t.get(`${base}/lxc`, { ...readOptions(opts), cache: ctx.nodeCache(node) }),
       create: async (vmid, ostemplate, config = {}, opts = {}) => {
-        const upid = await ctx.t.post<string>(`${base}/lxc`, { ...opts, params: { ...config, vmid, ostemplate } });
-        return ctx.guestTask(upid, name, vmid);
+        const id = checkVmid(vmid);
+        const template = checkVolumeId(ostemplate, 'ostemplate');
+        const params = { ...config, vmid: id, ostemplate: template, pool: optionalPool(opts.pool) };
+        const upid = await ctx.t.post<string>(`${base}/lxc`, { ...callOptions(opts), params });
+        return ctx.guestTask(upid, node, id);
       },
     };
   }
@@ -200,78 +116,79 @@ export class NodeApi {
     return `${path`/nodes/${this.name}`}${sub}`;
   }
 
-  status(opts: ReadOptions = {}): Promise<NodeStatus> {
-    return this.ctx.t.get<NodeStatus>(this.#p('/status'), { ...opts, cache: this.ctx.nodeCache(this.name) });
+  #read(opts: ReadOptions | undefined) {
+    return { ...readOptions(opts), cache: this.#ctx.nodeCache(this.name) };
   }
 
-  config(opts: ReadOptions = {}): Promise<Record<string, string | number>> {
-    return this.ctx.t.get(this.#p('/config'), { ...opts, cache: this.ctx.nodeCache(this.name) });
+  async status(opts: ReadOptions = {}): Promise<NodeStatus> {
+    return this.#ctx.t.get<NodeStatus>(this.#p('/status'), this.#read(opts));
   }
 
-  version(opts: ReadOptions = {}): Promise<{ version: string; release: string; repoid: string }> {
-    return this.ctx.t.get(this.#p('/version'), { ...opts, cache: this.ctx.nodeCache(this.name) });
+  async config(opts: ReadOptions = {}): Promise<Record<string, string | number>> {
+    return this.#ctx.t.get(this.#p('/config'), this.#read(opts));
   }
 
-  network(opts: ReadOptions & { type?: string } = {}): Promise<NodeNetworkInterface[]> {
-    return this.ctx.t.get(this.#p('/network'), {
-      ...opts,
-      params: { type: opts.type },
-      cache: this.ctx.nodeCache(this.name),
-    });
+  async version(opts: ReadOptions = {}): Promise<{ version: string; release: string; repoid: string }> {
+    return this.#ctx.t.get(this.#p('/version'), this.#read(opts));
+  }
+
+  async network(opts: ReadOptions & { type?: string } = {}): Promise<NodeNetworkInterface[]> {
+    // The list of interface types grows with PVE versions: PVE itself checks the word.
+    const type = opts.type === undefined ? undefined : checkText(opts.type, 'type', 32);
+    return this.#ctx.t.get(this.#p('/network'), { ...this.#read(opts), params: { type } });
   }
 
   /** Storages this node sees, with usage. */
-  storages(opts: ReadOptions & { content?: StorageContentType; enabled?: boolean } = {}): Promise<Storage[]> {
-    return this.ctx.t.get(this.#p('/storage'), {
-      ...opts,
-      params: { content: opts.content, enabled: opts.enabled },
-      cache: this.ctx.nodeCache(this.name),
-    });
+  async storages(opts: ReadOptions & { content?: StorageContentType; enabled?: boolean } = {}): Promise<Storage[]> {
+    const content = optionalEnum(opts.content, CONTENT_TYPES, 'content');
+    return this.#ctx.t.get(this.#p('/storage'), { ...this.#read(opts), params: { content, enabled: opts.enabled } });
   }
 
+  /** One storage of this node; throws InvalidArgumentError for an id PVE would refuse. */
   storage(storage: string): StorageApi {
-    return new StorageApi(this.ctx, this.name, storage);
+    return new StorageApi(this.#ctx, this.name, storage);
   }
 
-  tasks(filter: NodeTaskFilter = {}): Promise<TaskSummary[]> {
-    return this.ctx.t.get(this.#p('/tasks'), {
-      ...filter,
-      params: {
-        limit: filter.limit,
-        start: filter.start,
-        errors: filter.errors,
-        vmid: filter.vmid,
-        typefilter: filter.typefilter,
-        userfilter: filter.userfilter,
-        source: filter.source,
-        since: filter.since,
-        until: filter.until,
-      },
-    });
+  async tasks(filter: NodeTaskFilter = {}): Promise<TaskSummary[]> {
+    const params = {
+      limit: optionalInteger(filter.limit, 'limit'),
+      start: optionalInteger(filter.start, 'start'),
+      errors: filter.errors,
+      vmid: optionalVmid(filter.vmid),
+      typefilter: filter.typefilter,
+      userfilter: filter.userfilter,
+      source: optionalEnum(filter.source, ['archive', 'active', 'all'], 'source'),
+      since: optionalInteger(filter.since, 'since'),
+      until: optionalInteger(filter.until, 'until'),
+    };
+    return this.#ctx.t.get(this.#p('/tasks'), { ...callOptions(filter), params });
   }
 
   /** A shell on the node through xterm.js (termproxy). */
-  termProxy(opts: CallOptions & { cmd?: 'login' | 'upgrade' | 'ceph_install' } = {}): Promise<TermProxy> {
-    return this.ctx.t.post(this.#p('/termproxy'), { ...opts, params: { cmd: opts.cmd } });
+  async termProxy(opts: CallOptions & { cmd?: 'login' | 'upgrade' | 'ceph_install' } = {}): Promise<TermProxy> {
+    const cmd = optionalEnum(opts.cmd, ['login', 'upgrade', 'ceph_install'], 'cmd');
+    return this.#ctx.t.post(this.#p('/termproxy'), { ...callOptions(opts), params: { cmd } });
   }
 
   /** A shell on the node through noVNC (vncshell). */
-  vncShell(opts: CallOptions & { websocket?: boolean; width?: number; height?: number } = {}): Promise<VncProxy> {
-    return this.ctx.t.post(this.#p('/vncshell'), {
-      ...opts,
-      params: { websocket: opts.websocket ?? true, width: opts.width, height: opts.height },
-    });
+  async vncShell(opts: CallOptions & { websocket?: boolean; width?: number; height?: number } = {}): Promise<VncProxy> {
+    const params = {
+      websocket: opts.websocket ?? true,
+      width: optionalInteger(opts.width, 'width', 16, 4096),
+      height: optionalInteger(opts.height, 'height', 16, 2160),
+    };
+    return this.#ctx.t.post(this.#p('/vncshell'), { ...callOptions(opts), params });
   }
 
   /** Opens the websocket of a shell proxy (vncshell or termproxy). */
   async shellWebSocket(proxy?: { port: number; ticket: string }, opts: CallOptions = {}): Promise<ConsoleConnection> {
-    const p = proxy ?? (await this.vncShell(opts));
-    return openConsoleSocket(this.ctx.t, this.#p('/vncwebsocket'), p.port, p.ticket, opts);
+    const p = proxy ?? (await this.vncShell(callOptions(opts)));
+    return openConsoleSocket(this.#ctx.t, this.#p('/vncwebsocket'), p.port, p.ticket, callOptions(opts));
   }
 
   /** PVE's console page for this node's shell. */
   consoleUrl(opts: { xterm?: boolean; vncticket?: string } = {}): string {
-    return consoleUrl(this.ctx.t.baseUrl, {
+    return consoleUrl(this.#ctx.t.baseUrl, {
       kind: 'shell',
       node: this.name,
       xterm: opts.xterm,
@@ -280,15 +197,15 @@ export class NodeApi {
   }
 
   async reboot(opts: CallOptions = {}): Promise<void> {
-    await this.ctx.t.post(this.#p('/status'), { ...opts, params: { command: 'reboot' } });
+    await this.#ctx.t.post(this.#p('/status'), { ...callOptions(opts), params: { command: 'reboot' } });
   }
 
   async shutdown(opts: CallOptions = {}): Promise<void> {
-    await this.ctx.t.post(this.#p('/status'), { ...opts, params: { command: 'shutdown' } });
+    await this.#ctx.t.post(this.#p('/status'), { ...callOptions(opts), params: { command: 'shutdown' } });
   }
 
   /** Forgets cached reads about this node and its guests (the seed's RefreshNodeData, then read again). */
   invalidate(): void {
-    this.ctx.invalidateNode(this.name);
+    this.#ctx.invalidateNode(this.name);
   }
 }

@@ -3,11 +3,26 @@ import { type CloudInitOptions, cloudInitParams } from '../cloud-init.js';
 import { BACKEND } from '../errors.js';
 import type { GuestConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
+import {
+  checkBridge,
+  checkCidr,
+  checkDisk,
+  checkNode,
+  checkStorage,
+  checkStoragePairs,
+  checkVmid,
+  checkVolumeId,
+  optionalEnum,
+  optionalInteger,
+  optionalPool,
+  optionalStorage,
+} from '../ids.js';
+import { callOptions } from '../options.js';
 import type { Task } from '../task.js';
 import type { GuestNetworkInterface, QemuMigratePrecondition, QemuStatus, TermProxy } from '../types.js';
-import { AgentApi } from './agent.js';
+import { AgentApi, isAgentUnavailable } from './agent.js';
 import type { Context } from './context.js';
-import { type ConfigUpdateOptions, type ConfigValues, GuestApi } from './guest.js';
+import { type ConfigUpdateOptions, type ConfigValues, configParams, GuestApi } from './guest.js';
 
 export interface QemuMigrateOptions extends CallOptions {
   /** Live migration of a running VM. */
@@ -28,63 +43,74 @@ export class QemuApi extends GuestApi<QemuStatus> {
   readonly type = 'qemu' as const;
   readonly agent: AgentApi;
 
-  constructor(ctx: Context, node: string, vmid: number) {
+  /** Throws InvalidArgumentError (backend 'proxmox') for a node or VMID PVE would refuse. */
+  constructor(ctx: Context, node: string, vmid: number | string) {
     super(ctx, node, vmid, 'qemu');
-    this.agent = new AgentApi(ctx, node, this.vmid);
+    this.agent = new AgentApi(ctx, this.node, this.vmid);
   }
 
   /** Changes config keys. QEMU applies them asynchronously (POST), so this returns the Task. */
-  updateConfig(values: ConfigValues, opts: ConfigUpdateOptions = {}): Promise<Task> {
-    return this.task('POST', '/config', opts, {
-      ...values,
-      delete: opts.delete?.length ? opts.delete.join(',') : undefined,
-      digest: opts.digest,
-    });
+  async updateConfig(values: ConfigValues, opts: ConfigUpdateOptions = {}): Promise<Task> {
+    return this.task('POST', '/config', opts, configParams(values, opts));
   }
 
   /** The seed's UpdateVMResources: cores and memory (MiB). */
-  setResources(
+  async setResources(
     resources: { cores?: number; sockets?: number; memoryMiB?: number },
     opts: CallOptions = {},
   ): Promise<Task> {
+    const memory = optionalInteger(resources.memoryMiB, 'memoryMiB', 16);
     return this.updateConfig(
       {
-        cores: resources.cores,
-        sockets: resources.sockets,
+        cores: optionalInteger(resources.cores, 'cores', 1),
+        sockets: optionalInteger(resources.sockets, 'sockets', 1),
         // `memory` is a property string in PVE 8+ (`current=...`); a bare number is its default key.
-        memory: resources.memoryMiB === undefined ? undefined : String(resources.memoryMiB),
+        memory: memory === undefined ? undefined : String(memory),
       },
-      opts,
+      callOptions(opts),
     );
   }
 
   /** Sets cloud-init options (ciuser, cipassword, sshkeys, ipconfig[n], nameserver, ...). */
-  setCloudInit(options: CloudInitOptions, opts: CallOptions = {}): Promise<Task> {
-    return this.updateConfig(cloudInitParams(options), opts);
+  async setCloudInit(options: CloudInitOptions, opts: CallOptions = {}): Promise<Task> {
+    return this.updateConfig(cloudInitParams(options), callOptions(opts));
   }
 
   /** Regenerates the cloud-init drive after config changes. */
   async regenerateCloudInit(opts: CallOptions = {}): Promise<void> {
-    await this.ctx.t.put(this.p('/cloudinit'), opts);
+    await this.ctx.t.put(this.p('/cloudinit'), callOptions(opts));
   }
 
-  reset(opts: CallOptions & { skiplock?: boolean } = {}): Promise<Task> {
+  async reset(opts: CallOptions & { skiplock?: boolean } = {}): Promise<Task> {
     return this.task('POST', '/status/reset', opts, { skiplock: opts.skiplock });
   }
 
   /** Pauses the VM, or with `toDisk` hibernates it (resumed by the next start). */
-  suspend(opts: CallOptions & { toDisk?: boolean; stateStorage?: string; skiplock?: boolean } = {}): Promise<Task> {
+  async suspend(
+    opts: CallOptions & { toDisk?: boolean; stateStorage?: string; skiplock?: boolean } = {},
+  ): Promise<Task> {
     return this.task('POST', '/status/suspend', opts, {
       todisk: opts.toDisk,
-      statestorage: opts.stateStorage,
+      statestorage: optionalStorage(opts.stateStorage, 'stateStorage'),
       skiplock: opts.skiplock,
     });
   }
 
   /** Migrates to another node after checking that it exists, is online and differs from this one. */
   async migrate(target: string, opts: QemuMigrateOptions = {}): Promise<Task> {
-    await this.checkMigrationTarget(target, opts);
-    const pre = await this.migratePrecondition(target, opts);
+    const params = {
+      target: checkNode(target, 'target'),
+      online: opts.online,
+      'with-local-disks': opts.withLocalDisks,
+      targetstorage: checkStoragePairs(opts.targetStorage),
+      bwlimit: optionalInteger(opts.bwlimit, 'bwlimit'),
+      force: opts.force,
+      migration_type: optionalEnum(opts.migrationType, ['secure', 'insecure'], 'migrationType'),
+      migration_network: opts.migrationNetwork === undefined ? undefined : checkCidr(opts.migrationNetwork),
+    };
+    const call = callOptions(opts);
+    await this.checkMigrationTarget(target, call);
+    const pre = await this.migratePrecondition(target, call);
     const refused = pre.not_allowed_nodes?.[target];
     if (refused) throw this.refusal(target, refused);
     if (pre.running) {
@@ -98,39 +124,40 @@ export class QemuApi extends GuestApi<QemuStatus> {
           `VM ${this.vmid} has local disks (${local.map((d) => d.volid).join(', ')}): pass withLocalDisks: true`,
         );
     }
-    const task = await this.task('POST', '/migrate', opts, {
-      target,
-      online: opts.online,
-      'with-local-disks': opts.withLocalDisks,
-      targetstorage: opts.targetStorage,
-      bwlimit: opts.bwlimit,
-      force: opts.force,
-      migration_type: opts.migrationType,
-      migration_network: opts.migrationNetwork,
-    });
+    const task = await this.task('POST', '/migrate', call, params);
     this.ctx.invalidateNode(target);
     return task;
   }
 
   /** PVE's migration preconditions for this VM (`GET .../migrate`), optionally for one target. */
-  migratePrecondition(target?: string, opts: CallOptions = {}): Promise<QemuMigratePrecondition> {
-    return this.ctx.t.get<QemuMigratePrecondition>(this.p('/migrate'), { ...opts, params: { target } });
+  async migratePrecondition(target?: string, opts: CallOptions = {}): Promise<QemuMigratePrecondition> {
+    const params = { target: target === undefined ? undefined : checkNode(target, 'target') };
+    return this.ctx.t.get<QemuMigratePrecondition>(this.p('/migrate'), { ...callOptions(opts), params });
   }
 
   /** Converts the VM to a template (optionally only one disk). */
-  template(opts: CallOptions & { disk?: string } = {}): Promise<Task> {
-    return this.task('POST', '/template', opts, { disk: opts.disk });
+  async template(opts: CallOptions & { disk?: string } = {}): Promise<Task> {
+    const disk = opts.disk === undefined ? undefined : checkDisk(opts.disk, 'qemu');
+    return this.task('POST', '/template', opts, { disk });
   }
 
-  termProxy(opts: CallOptions & { serial?: 'serial0' | 'serial1' | 'serial2' | 'serial3' } = {}): Promise<TermProxy> {
-    return this.ctx.t.post<TermProxy>(this.p('/termproxy'), { ...opts, params: { serial: opts.serial } });
+  async termProxy(
+    opts: CallOptions & { serial?: 'serial0' | 'serial1' | 'serial2' | 'serial3' } = {},
+  ): Promise<TermProxy> {
+    const serial = optionalEnum(opts.serial, ['serial0', 'serial1', 'serial2', 'serial3'], 'serial');
+    return this.ctx.t.post<TermProxy>(this.p('/termproxy'), { ...callOptions(opts), params: { serial } });
   }
 
   /** The guest's first address that is neither loopback nor link-local, from the agent. */
   async ip(opts: CallOptions = {}): Promise<string | undefined> {
-    return firstNonLoopbackIp(await this.agent.networkInterfaces(opts));
+    return firstNonLoopbackIp(await this.agent.networkInterfaces(callOptions(opts)));
   }
 
+  /**
+   * The agent's interfaces for `details()`: none when PVE says the agent is not configured or not
+   * running (or the VM stopped meanwhile). Any other failure (401, 403, a 500 of another kind, a
+   * lost connection) is the caller's to see.
+   */
   protected async interfacesIfAvailable(
     config: GuestConfig,
     opts: CallOptions,
@@ -139,8 +166,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
     try {
       return await this.agent.networkInterfaces(opts);
     } catch (error) {
-      // An agent that is configured but not (yet) running is normal: report no interfaces.
-      if (error instanceof Error && 'status' in error) return undefined;
+      if (isAgentUnavailable(error, this.vmid)) return undefined;
       throw error;
     }
   }
@@ -174,12 +200,12 @@ export interface CloudImageVmOptions extends Omit<QemuCreateOptions, 'config'> {
 
 export function qemuCreateParams(opts: QemuCreateOptions): Record<string, unknown> {
   return {
-    vmid: opts.vmid,
+    vmid: checkVmid(opts.vmid),
     name: opts.name,
-    memory: opts.memoryMiB === undefined ? undefined : String(opts.memoryMiB),
-    cores: opts.cores,
-    sockets: opts.sockets,
-    pool: opts.pool,
+    memory: opts.memoryMiB === undefined ? undefined : String(optionalInteger(opts.memoryMiB, 'memoryMiB', 16)),
+    cores: optionalInteger(opts.cores, 'cores', 1),
+    sockets: optionalInteger(opts.sockets, 'sockets', 1),
+    pool: optionalPool(opts.pool),
     start: opts.start,
     ...(opts.cloudInit ? cloudInitParams(opts.cloudInit) : {}),
     ...opts.config,
@@ -191,25 +217,28 @@ export function qemuCreateParams(opts: QemuCreateOptions): Record<string, unknow
  * cloud-init drive, a serial console, and the guest agent on.
  */
 export function cloudImageVmParams(opts: CloudImageVmOptions): Record<string, unknown> {
-  if (!/^[A-Za-z][\w.-]*:.+/.test(opts.image) && !opts.image.startsWith('/')) {
+  // Both go into property strings: a comma would add keys of its own.
+  const image = checkVolumeId(opts.image, 'image', true);
+  if (/[,=]/.test(image)) {
     throw new InvalidArgumentError({
-      message: 'image must be a volume id like local:import/image.qcow2',
+      message: 'image must be a volume id like local:import/image.qcow2, without , or =',
       argument: 'image',
       backend: BACKEND,
     });
   }
-  const disk = `${opts.storage}:0,import-from=${opts.image}`;
+  const storage = checkStorage(opts.storage);
+  const bridge = opts.bridge === undefined ? 'vmbr0' : checkBridge(opts.bridge);
   return qemuCreateParams({
     ...opts,
     config: {
       scsihw: 'virtio-scsi-single',
-      scsi0: disk,
-      ide2: `${opts.storage}:cloudinit`,
+      scsi0: `${storage}:0,import-from=${image}`,
+      ide2: `${storage}:cloudinit`,
       boot: 'order=scsi0',
       serial0: 'socket',
       vga: 'serial0',
       agent: '1',
-      net0: `virtio,bridge=${opts.bridge ?? 'vmbr0'}`,
+      net0: `virtio,bridge=${bridge}`,
       ...opts.config,
     },
   });
