@@ -41,7 +41,7 @@ export class LxdClient {
   readonly cluster: ClusterResource;
   readonly operations: Operations;
   readonly warnings: Warnings;
-  private info: ServerInfo | undefined;
+  #info: ServerInfo | undefined;
 
   constructor(transport: LxdTransport) {
     this.transport = transport;
@@ -63,18 +63,19 @@ export class LxdClient {
    * (LXD_SOCKET, $LXD_DIR/unix.socket, /var/lib/lxd/unix.socket, the snap's).
    */
   static async connect(opts: LxdConnectOptions = {}): Promise<LxdClient> {
-    const socketPath = opts.url ? undefined : (opts.socketPath ?? discoverSocket());
-    if (!opts.url && !socketPath) {
+    const { signal, skipGetServer, ...transport } = opts ?? {};
+    const socketPath = transport.url ? undefined : (transport.socketPath ?? discoverSocket());
+    if (!transport.url && !socketPath) {
       throw new InvalidArgumentError({
         message: 'No LXD unix socket found (LXD_SOCKET, $LXD_DIR, /var/lib/lxd, snap); is the daemon running?',
         argument: 'socketPath',
         backend: BACKEND,
       });
     }
-    const client = new LxdClient(new LxdTransport({ ...opts, socketPath }));
-    if (!opts.skipGetServer) {
+    const client = new LxdClient(new LxdTransport({ ...transport, socketPath }));
+    if (!skipGetServer) {
       try {
-        await client.refreshServer({ signal: opts.signal });
+        await client.refreshServer({ signal });
       } catch (error) {
         client.close();
         throw error;
@@ -90,23 +91,23 @@ export class LxdClient {
 
   /** Re-reads the server (API extensions, auth state). */
   async refreshServer(opts: CallOptions = {}): Promise<ServerInfo> {
-    this.info = await this.server.get(opts);
-    return this.info;
+    this.#info = await this.server.get(opts);
+    return this.#info;
   }
 
   /** The server as read at connect time. */
   get serverInfo(): ServerInfo | undefined {
-    return this.info;
+    return this.#info;
   }
 
   /** Whether the server has an API extension (read at connect time). */
   hasExtension(name: string): boolean {
-    return this.info?.api_extensions?.includes(name) ?? false;
+    return this.#info?.api_extensions?.includes(name) ?? false;
   }
 
   /** Whether this client is trusted by the server. */
   get isTrusted(): boolean {
-    return this.info?.auth === 'trusted';
+    return this.#info?.auth === 'trusted';
   }
 
   /** The daemon's event stream: lifecycle, operation and logging events. */
@@ -122,7 +123,10 @@ export class LxdClient {
     return new LxdClient(this.transport.withProject(project));
   }
 
-  /** Closes idle connections; open streams close when their loops end. */
+  /**
+   * Closes the client's connections (and those of the clients withProject made from it, which
+   * share them); open streams close when their loops end.
+   */
   close(): void {
     this.transport.close();
   }

@@ -1,6 +1,14 @@
-import { type CallOptions, OperationFailedError, path, withDeadline } from '@vmplane/common';
+import { inspect } from 'node:util';
+import {
+  type CallOptions,
+  callOptions,
+  checkCallOptions,
+  OperationFailedError,
+  path,
+  withDeadline,
+} from '@vmplane/common';
 import type WebSocket from 'ws';
-import { BACKEND } from './errors.js';
+import { BACKEND, noteSentAll } from './errors.js';
 import { EventStream } from './events.js';
 import type { LxdTransport, WebSocketOptions } from './transport.js';
 import type { Operation } from './types/api.js';
@@ -17,27 +25,56 @@ export interface OperationProgress {
   operation: Operation;
 }
 
+/** Metadata keys that hold secrets: exec and console websocket secrets, image secrets. */
+const SECRET_KEYS = ['fds', 'secret'] as const;
+
+/**
+ * Makes an operation's secrets (its websocket `fds`, an image `secret`) invisible to printing:
+ * they stay readable by name (`op.metadata.fds`), but are not enumerable, so neither
+ * JSON.stringify nor util.inspect nor a spread shows them.
+ */
+export function hideSecrets(op: Operation): Operation {
+  const metadata = op?.metadata as Record<string, unknown> | null | undefined;
+  if (!metadata || typeof metadata !== 'object') return op;
+  for (const key of SECRET_KEYS) {
+    const d = Object.getOwnPropertyDescriptor(metadata, key);
+    if (!d?.enumerable) continue;
+    const value = d.value as unknown;
+    Object.defineProperty(metadata, key, { get: () => value, enumerable: false, configurable: true });
+  }
+  return op;
+}
+
+/** An operation as it may appear in an error or a printout: secrets replaced. */
+function withoutSecrets(op: Operation): Operation {
+  const source = op.metadata as Record<string, unknown> | null | undefined;
+  if (!source || typeof source !== 'object') return { ...op };
+  const metadata: Record<string, unknown> = { ...source };
+  for (const key of SECRET_KEYS) if (key in source) metadata[key] = '[redacted]';
+  return { ...op, metadata } as Operation;
+}
+
 /**
  * A long-running LXD operation. Its final state is awaited from the moment it exists, so a fast
  * operation's result is kept even after LXD forgets it (about 5 s after it ends).
+ *
+ * An interrupted `wait` (abort or timeout) throws an error that names this operation
+ * (`operationId`), so that the caller can find it again: the work goes on in the daemon.
  */
 export class LxdOperation {
   readonly id: string;
-  /** The operation as the creating call answered it (fds secrets for exec live here). */
-  readonly initial: Operation;
-  private readonly final: Promise<Operation>;
-  private readonly project: string | undefined;
+  readonly project: string | undefined;
+  readonly #transport: LxdTransport;
+  readonly #initial: Operation;
+  readonly #final: Promise<Operation>;
 
-  constructor(
-    private readonly transport: LxdTransport,
-    initial: Operation,
-    project?: string,
-  ) {
-    this.initial = initial;
+  constructor(transport: LxdTransport, initial: Operation, project?: string) {
+    this.#transport = transport;
+    this.#initial = hideSecrets(initial);
     this.id = initial.id;
     this.project = project;
-    this.final = isFinal(initial.status_code)
-      ? Promise.resolve(initial)
+    this.#final = isFinal(initial.status_code)
+      ? Promise.resolve(this.#initial)
       : transport
           .request<Operation>({
             method: 'GET',
@@ -46,9 +83,27 @@ export class LxdOperation {
             timeout: Number.POSITIVE_INFINITY,
             project: project ?? null,
           })
-          .then((r) => r.metadata);
+          .then((r) => hideSecrets(r.metadata));
     // Nobody may ever wait; an unobserved failure must not crash the process.
-    this.final.catch(() => {});
+    this.#final.catch(() => {});
+  }
+
+  /**
+   * The operation as the creating call answered it. Its websocket secrets (`metadata.fds`) are
+   * readable by name but hidden from printing; {@link websocketSecrets} gives them directly.
+   */
+  get initial(): Operation {
+    return this.#initial;
+  }
+
+  /** The secrets of the operation's websockets (exec: `0`, `1`, `2`, `control`), by fd name. */
+  websocketSecrets(): Record<string, string> {
+    const fds = (this.#initial.metadata as { fds?: unknown } | null)?.fds;
+    const out: Record<string, string> = {};
+    if (fds && typeof fds === 'object') {
+      for (const [fd, secret] of Object.entries(fds)) if (typeof secret === 'string') out[fd] = secret;
+    }
+    return out;
   }
 
   /** Resolves with the finished operation, or throws OperationFailedError for a failure or cancel. */
@@ -68,54 +123,64 @@ export class LxdOperation {
   }
 
   /** Resolves with the finished operation whatever its outcome (Success, Failure or Cancelled). */
-  settled(opts: CallOptions = {}): Promise<Operation> {
-    return withDeadline(opts, BACKEND, (d) =>
-      Promise.race([
-        this.final,
-        new Promise<never>((_, reject) => {
-          d.signal.addEventListener('abort', () => reject(d.reason()), { once: true });
-        }),
-      ]),
-    );
+  async settled(opts: CallOptions = {}): Promise<Operation> {
+    try {
+      return await withDeadline(opts, BACKEND, (d) =>
+        Promise.race([
+          this.#final,
+          new Promise<never>((_, reject) => {
+            d.signal.addEventListener('abort', () => reject(d.reason()), { once: true });
+          }),
+        ]),
+      );
+    } catch (error) {
+      // The operation exists and goes on: the interruption says which one it is.
+      noteSentAll(error, this.id);
+      throw error;
+    }
   }
 
   /** The operation's current state from the daemon (only while LXD still remembers it). */
   async get(opts: CallOptions = {}): Promise<Operation> {
-    return (
-      await this.transport.request<Operation>({
-        method: 'GET',
-        path: path`/1.0/operations/${this.id}`,
-        project: this.project ?? null,
-        ...opts,
-      })
-    ).metadata;
+    const r = await this.#transport.request<Operation>({
+      method: 'GET',
+      path: path`/1.0/operations/${this.id}`,
+      project: this.project ?? null,
+      ...callOptions(opts),
+    });
+    return hideSecrets(r.metadata);
   }
 
   /** Asks LXD to cancel it (only operations with may_cancel). */
   async cancel(opts: CallOptions = {}): Promise<void> {
-    await this.transport.request({
+    await this.#transport.request({
       method: 'DELETE',
       path: path`/1.0/operations/${this.id}`,
       project: this.project ?? null,
-      ...opts,
+      ...callOptions(opts),
     });
   }
 
   /** Opens one of the operation's websockets (exec fds, console) with its secret. */
-  websocket(secret: string, opts: Omit<WebSocketOptions, 'project'> = {}): Promise<WebSocket> {
-    return this.transport.websocket(path`/1.0/operations/${this.id}/websocket`, { secret }, { ...opts, project: null });
+  async websocket(secret: string, opts: Omit<WebSocketOptions, 'project'> = {}): Promise<WebSocket> {
+    checkCallOptions(opts, BACKEND);
+    return this.#transport.websocket(
+      path`/1.0/operations/${this.id}/websocket`,
+      { secret },
+      { ...callOptions(opts), ...(opts.onSocket ? { onSocket: opts.onSocket } : {}), project: null },
+    );
   }
 
   /** Progress updates until the operation ends, from the daemon's operation events. */
   async *progress(opts: Pick<CallOptions, 'signal'> = {}): AsyncGenerator<OperationProgress> {
-    const stream = new EventStream(this.transport, {
+    const stream = new EventStream(this.#transport, {
       types: ['operation'],
       ...(this.project ? { project: this.project } : { allProjects: true }),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     // Give the final event a moment to arrive before closing.
     const closeSoon = () => setTimeout(() => stream.close(), 50).unref();
-    this.final.then(closeSoon, closeSoon);
+    this.#final.then(closeSoon, closeSoon);
     try {
       await stream.ready();
       for await (const event of stream) {
@@ -127,6 +192,15 @@ export class LxdOperation {
     } finally {
       stream.close();
     }
+  }
+
+  /** What printing an operation shows: its id, project and initial state, secrets left out. */
+  toJSON(): Record<string, unknown> {
+    return { id: this.id, project: this.project, initial: withoutSecrets(this.#initial) };
+  }
+
+  [inspect.custom](): string {
+    return `LxdOperation ${inspect(this.toJSON(), { depth: 4 })}`;
   }
 }
 
@@ -154,12 +228,4 @@ export function progressOf(op: Operation): OperationProgress | undefined {
       operation: op,
     };
   return undefined;
-}
-
-/** An operation as it may appear in an error: websocket secrets (exec/console fds) removed. */
-function withoutSecrets(op: Operation): Operation {
-  const metadata = op.metadata ? { ...op.metadata } : op.metadata;
-  if (metadata && 'fds' in metadata) metadata.fds = '[redacted]';
-  if (metadata && 'secret' in metadata) metadata.secret = '[redacted]';
-  return { ...op, metadata };
 }

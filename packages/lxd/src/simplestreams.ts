@@ -1,22 +1,23 @@
-import { X509Certificate } from 'node:crypto';
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { PeerCertificate } from 'node:tls';
 import {
   apiErrorFromStatus,
-  backoffDelay,
   type CallOptions,
-  ConnectionError,
+  checkCallOptions,
+  createAgent,
   deadline,
   exchange,
   type HttpResponse,
   InvalidArgumentError,
+  longTimer,
   NotFoundError,
+  parseRetryAfter,
   type RetryPolicy,
+  retry,
+  retryDecision,
   ServerError,
-  sleep,
+  TimeoutError,
   withDeadline,
 } from '@vmplane/common';
 import { ChecksumMismatchError } from './images/errors.js';
@@ -83,14 +84,14 @@ interface Catalogue {
  */
 export class SimpleStreamsClient {
   readonly url: string;
-  private readonly base: string;
-  private readonly agent: http.Agent;
-  private readonly timeout: number;
-  private readonly retry: RetryPolicy & { attempts: number };
-  private readonly architecture: string;
-  private readonly userAgent: string;
-  private catalogue: Promise<Catalogue> | undefined;
-  private readonly json = new Map<string, Promise<unknown>>();
+  readonly #base: string;
+  readonly #agent: http.Agent;
+  readonly #timeout: number;
+  readonly #retry: RetryPolicy & { attempts: number };
+  readonly #architecture: string;
+  readonly #userAgent: string;
+  #catalogue: Promise<Catalogue> | undefined;
+  readonly #json = new Map<string, Promise<unknown>>();
 
   constructor(url: string, opts: SimpleStreamsOptions = {}) {
     let parsed: URL;
@@ -102,53 +103,57 @@ export class SimpleStreamsClient {
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
       throw new InvalidArgumentError({ message: 'A SimpleStreams URL is http(s)://', argument: 'url' });
     }
+    checkCallOptions({ timeout: opts.timeout }, SIMPLESTREAMS_BACKEND);
     this.url = url;
-    this.base = parsed.href.replace(/\/+$/, '');
-    this.timeout = opts.timeout ?? 30_000;
-    this.retry = { attempts: 3, initial: 200, max: 2_000, ...opts.retry };
-    this.architecture = opts.architecture ?? localArchitecture();
-    this.userAgent = opts.userAgent ?? 'vmplane-lxd/0.1';
-    this.agent =
-      parsed.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, ...tls(opts) })
-        : new http.Agent({ keepAlive: true });
+    this.#base = parsed.href.replace(/\/+$/, '');
+    this.#timeout = opts.timeout ?? 30_000;
+    this.#retry = { attempts: 3, initial: 200, max: 2_000, ...opts.retry };
+    this.#architecture = opts.architecture ?? localArchitecture();
+    this.#userAgent = opts.userAgent ?? 'vmplane-lxd/0.1';
+    // The same trust policy as every vmplane client: a pinned serverCert is that certificate
+    // alone, checked before any request byte is sent.
+    this.#agent = createAgent(
+      parsed,
+      { serverCert: opts.serverCert, ca: opts.ca },
+      { keepAlive: true, backend: SIMPLESTREAMS_BACKEND },
+    );
   }
 
   /** Forgets the index and products read so far; the next call reads them again. */
   refresh(): void {
-    this.catalogue = undefined;
-    this.json.clear();
+    this.#catalogue = undefined;
+    this.#json.clear();
   }
 
   /** Closes idle connections. */
   close(): void {
-    this.agent.destroy();
+    this.#agent.destroy();
   }
 
   /** `streams/v1/index.json`. */
   index(opts: CallOptions = {}): Promise<StreamIndex> {
-    return this.readJson<StreamIndex>('streams/v1/index.json', opts);
+    return this.#readJson<StreamIndex>('streams/v1/index.json', opts);
   }
 
   /** A products file named by the index. */
   products(path: string, opts: CallOptions = {}): Promise<Products> {
-    return this.readJson<Products>(path, opts);
+    return this.#readJson<Products>(path, opts);
   }
 
   /** Images with where their files are, sorted as LXD sorts them (newest serial first per product). */
   async streamImages(opts: CallOptions = {}): Promise<StreamImage[]> {
-    return (await this.load(opts)).images;
+    return (await this.#load(opts)).images;
   }
 
   /** Every image, LXD-shaped (what `lxc image list <remote>:` shows). */
   async images(opts: CallOptions = {}): Promise<Image[]> {
-    return (await this.load(opts)).images.map((i) => i.image);
+    return (await this.#load(opts)).images.map((i) => i.image);
   }
 
   /** Every alias once per name and type, native architecture first. */
   async aliases(opts: CallOptions = {}): Promise<ImageAliasesEntry[]> {
     const out: ImageAliasesEntry[] = [];
-    for (const a of (await this.load(opts)).aliases) {
+    for (const a of (await this.#load(opts)).aliases) {
       if (out.some((o) => o.name === a.name && o.type === a.type)) continue;
       out.push({ name: a.name, target: a.target, type: a.type, description: a.description });
     }
@@ -161,7 +166,7 @@ export class SimpleStreamsClient {
    * a container and a VM image and no `type` was given.
    */
   async getAlias(name: string, opts: AliasLookup = {}): Promise<StreamAlias> {
-    const { aliases } = await this.load(opts);
+    const { aliases } = await this.#load(opts);
     let match: StreamAlias | undefined;
     for (const a of aliases) {
       if (a.name !== name || (opts.type && a.type !== opts.type)) continue;
@@ -180,7 +185,7 @@ export class SimpleStreamsClient {
   /** What an alias points to on each architecture that has it. */
   async aliasArchitectures(name: string, opts: AliasLookup = {}): Promise<Record<string, StreamAlias>> {
     const out: Record<string, StreamAlias> = {};
-    for (const a of (await this.load(opts)).aliases) {
+    for (const a of (await this.#load(opts)).aliases) {
       if (a.name === name && (!opts.type || a.type === opts.type)) out[a.architecture] ??= a;
     }
     if (Object.keys(out).length === 0) throw notFound(`Alias ${JSON.stringify(name)} not found on ${this.url}`);
@@ -189,22 +194,29 @@ export class SimpleStreamsClient {
 
   /** An image by fingerprint or unique fingerprint prefix. */
   async getImage(fingerprint: string, opts: CallOptions = {}): Promise<Image> {
-    return (await this.find(fingerprint, opts)).image;
+    return (await this.#find(fingerprint, opts)).image;
   }
 
   /** An alias or a fingerprint (prefix) to the image and its files. */
   async resolve(ref: string, opts: AliasLookup = {}): Promise<StreamImage> {
     try {
       const alias = await this.getAlias(ref, opts);
-      return await this.find(alias.target, opts);
+      return await this.#find(alias.target, opts);
     } catch (error) {
       if (!(error instanceof NotFoundError) || !/^[0-9a-f]+$/i.test(ref)) throw error;
-      return this.find(ref, opts);
+      return this.#find(ref, opts);
     }
   }
 
   /** Downloads an image's files into memory, checking each file's sha256 and the combined fingerprint. */
   async download(ref: string | StreamImage, opts: DownloadOptions = {}): Promise<DownloadedImage> {
+    if (typeof ref !== 'string' && (typeof ref !== 'object' || ref === null || !ref.files?.meta)) {
+      throw new InvalidArgumentError({
+        message: 'download takes an alias, a fingerprint or a StreamImage',
+        argument: 'ref',
+        backend: SIMPLESTREAMS_BACKEND,
+      });
+    }
     return withDeadline({ signal: opts.signal, timeout: opts.timeout }, SIMPLESTREAMS_BACKEND, async (d) => {
       const entry = typeof ref === 'string' ? await this.resolve(ref, { signal: d.signal }) : ref;
       const { meta, root } = entry.files;
@@ -214,6 +226,7 @@ export class SimpleStreamsClient {
         const chunks: Buffer[] = [];
         const stream = await this.openFile(file, {
           signal: d.signal,
+          ...(opts.timeout === undefined ? {} : { timeout: Number.POSITIVE_INFINITY }),
           onProgress: opts.onProgress && ((p) => opts.onProgress?.(progressOf(offset + p.bytes, total))),
         });
         await pipeline(stream, async (source: AsyncIterable<Buffer>) => {
@@ -241,14 +254,11 @@ export class SimpleStreamsClient {
 
   /**
    * One file as a stream that fails with ChecksumMismatchError at its end if its sha256 is not the
-   * one the products file gives. Destroying the stream closes the connection.
+   * one the products file gives. Destroying the stream closes the connection. The client's
+   * timeout lasts until the answer begins; the caller's `timeout`, if any, covers the whole read.
    */
   async openFile(file: DownloadableFile, opts: DownloadOptions = {}): Promise<Readable> {
-    const res = await this.get(
-      file.path,
-      { signal: opts.signal, timeout: opts.timeout ?? Number.POSITIVE_INFINITY },
-      false,
-    );
+    const res = await this.#get(file.path, { signal: opts.signal, timeout: opts.timeout }, false);
     const length = Number(res.headers['content-length']);
     const verify = new VerifyingStream({
       total: Number.isFinite(length) ? length : file.size || undefined,
@@ -263,8 +273,8 @@ export class SimpleStreamsClient {
     return res.stream.pipe(verify);
   }
 
-  private async find(fingerprint: string, opts: CallOptions): Promise<StreamImage> {
-    const matches = (await this.load(opts)).images.filter((i) => i.image.fingerprint.startsWith(fingerprint));
+  async #find(fingerprint: string, opts: CallOptions): Promise<StreamImage> {
+    const matches = (await this.#load(opts)).images.filter((i) => i.image.fingerprint.startsWith(fingerprint));
     if (matches.length === 0) throw notFound(`Image ${fingerprint} not found on ${this.url}`);
     if (matches.length > 1) {
       throw new InvalidArgumentError({
@@ -275,25 +285,25 @@ export class SimpleStreamsClient {
     return matches[0] as StreamImage;
   }
 
-  private load(opts: CallOptions): Promise<Catalogue> {
-    if (!this.catalogue) {
+  #load(opts: CallOptions): Promise<Catalogue> {
+    if (!this.#catalogue) {
       const loading = (async () => {
         // Not the caller's signal: a shared read must not be cut short by one caller's abort.
-        const index = await this.index({ timeout: this.timeout });
+        const index = await this.index({ timeout: this.#timeout });
         const images: StreamImage[] = [];
         for (const entry of Object.values(index.index ?? {})) {
           if (entry.datatype !== 'image-downloads' || !entry.products?.length) continue;
-          const products = await this.products(entry.path, { timeout: this.timeout });
+          const products = await this.products(entry.path, { timeout: this.#timeout });
           images.push(...productsToImages(products, { server: this.url }));
         }
-        return applyAliases(images, this.architecture);
+        return applyAliases(images, this.#architecture);
       })();
-      this.catalogue = loading;
+      this.#catalogue = loading;
       loading.catch(() => {
-        if (this.catalogue === loading) this.catalogue = undefined;
+        if (this.#catalogue === loading) this.#catalogue = undefined;
       });
     }
-    const pending = this.catalogue;
+    const pending = this.#catalogue;
     return withDeadline(opts, SIMPLESTREAMS_BACKEND, (d) =>
       Promise.race([
         pending,
@@ -302,11 +312,11 @@ export class SimpleStreamsClient {
     );
   }
 
-  private readJson<T>(path: string, opts: CallOptions): Promise<T> {
-    let cached = this.json.get(path) as Promise<T> | undefined;
+  #readJson<T>(path: string, opts: CallOptions): Promise<T> {
+    let cached = this.#json.get(path) as Promise<T> | undefined;
     if (!cached) {
       cached = (async () => {
-        const res = await this.get(path, { timeout: opts.timeout ?? this.timeout }, true);
+        const res = await this.#get(path, { timeout: opts.timeout ?? this.#timeout }, true);
         const text = await res.text();
         try {
           return JSON.parse(text) as T;
@@ -318,8 +328,8 @@ export class SimpleStreamsClient {
           });
         }
       })();
-      this.json.set(path, cached);
-      cached.catch(() => this.json.delete(path));
+      this.#json.set(path, cached);
+      cached.catch(() => this.#json.delete(path));
     }
     const pending = cached;
     return withDeadline({ signal: opts.signal }, SIMPLESTREAMS_BACKEND, (d) =>
@@ -330,64 +340,82 @@ export class SimpleStreamsClient {
     );
   }
 
-  /** A GET of a path under the server's URL; retried on connection failures and 5xx; non-200 is a typed error. */
-  private async get(path: string, opts: CallOptions, buffered: boolean): Promise<HttpResponse> {
-    const url = this.resolveUrl(path);
-    const run = async (signal: AbortSignal, reason: () => unknown) => {
-      for (let attempt = 0; ; attempt++) {
-        try {
+  /**
+   * A GET of a path under the server's URL, retried as every vmplane read is (lost connections,
+   * 429/502/503/504, after the server's Retry-After); any other non-200 is a typed error. The
+   * default timeout bounds a JSON read whole, and a file download only until its answer begins.
+   */
+  async #get(path: string, opts: CallOptions, buffered: boolean): Promise<HttpResponse> {
+    const url = this.#resolveUrl(path);
+    const callerTimeout = opts.timeout;
+    const d = deadline(
+      { signal: opts.signal, timeout: buffered ? (callerTimeout ?? this.#timeout) : callerTimeout },
+      SIMPLESTREAMS_BACKEND,
+    );
+    const headers = new AbortController();
+    // A download's answer must begin within the default timeout; reading it is the caller's business.
+    const headerTimer =
+      !buffered && callerTimeout === undefined && Number.isFinite(this.#timeout)
+        ? longTimer(this.#timeout, () =>
+            headers.abort(
+              new TimeoutError({
+                message: `Timed out after ${this.#timeout} ms`,
+                backend: SIMPLESTREAMS_BACKEND,
+                timeout: this.#timeout,
+              }),
+            ),
+          )
+        : undefined;
+    const signal = AbortSignal.any([d.signal, headers.signal]);
+    const reason = () => d.reason() ?? (headers.signal.aborted ? (headers.signal.reason as TimeoutError) : undefined);
+    let keep = false;
+    try {
+      const res = await retry(
+        async () => {
           const res = await exchange({
             method: 'GET',
             url,
-            headers: { 'User-Agent': this.userAgent },
-            agent: this.agent,
+            headers: { 'User-Agent': this.#userAgent },
+            agent: this.#agent,
             signal,
             backend: SIMPLESTREAMS_BACKEND,
           });
-          if (res.status !== 200) {
-            const body = (await res.text().catch(() => '')).slice(0, 200);
-            const error = apiErrorFromStatus({
-              status: res.status,
-              message: `GET ${url.pathname}: HTTP ${res.status}`,
-              body,
-              backend: SIMPLESTREAMS_BACKEND,
-              method: 'GET',
-              path: url.pathname,
-            });
-            if (res.status >= 500 && attempt + 1 < this.retry.attempts) {
-              await sleep(backoffDelay(attempt, this.retry), signal);
-              continue;
-            }
-            throw error;
-          }
-          return res;
-        } catch (error) {
-          if (reason()) throw reason();
-          if (!(error instanceof ConnectionError) || attempt + 1 >= this.retry.attempts) throw error;
-          await sleep(backoffDelay(attempt, this.retry), signal);
-        }
-      }
-    };
-    if (buffered) {
-      return withDeadline(opts, SIMPLESTREAMS_BACKEND, async (d) => {
-        const res = await run(d.signal, () => d.reason());
+          if (res.status === 200) return res;
+          const body = (await res.text().catch(() => '')).slice(0, 200);
+          throw apiErrorFromStatus({
+            status: res.status,
+            message: `GET ${url.pathname}: HTTP ${res.status}`,
+            body,
+            backend: SIMPLESTREAMS_BACKEND,
+            method: 'GET',
+            path: url.pathname,
+            retryAfter: parseRetryAfter(res.headers['retry-after']),
+          });
+        },
+        {
+          ...this.#retry,
+          signal,
+          decide: (error) => retryDecision(error, { idempotent: true }),
+        },
+      );
+      headerTimer?.clear();
+      if (buffered) {
         await res.buffer();
         return res;
-      });
-    }
-    // A stream outlives this call: its deadline ends when the stream closes.
-    const d = deadline(opts, SIMPLESTREAMS_BACKEND);
-    try {
-      const res = await run(d.signal, () => d.reason());
+      }
+      // A stream outlives this call: its deadline ends when the stream closes.
+      keep = true;
       res.stream.once('close', () => d.dispose());
       return res;
     } catch (error) {
-      d.dispose();
-      throw d.reason() ?? error;
+      throw reason() ?? error;
+    } finally {
+      headerTimer?.clear();
+      if (!keep) d.dispose();
     }
   }
 
-  private resolveUrl(path: string): URL {
+  #resolveUrl(path: string): URL {
     // Paths come from the server's own files: keep them under its URL.
     if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.startsWith('/') || path.split('/').includes('..')) {
       throw new ServerError({
@@ -396,22 +424,10 @@ export class SimpleStreamsClient {
         backend: SIMPLESTREAMS_BACKEND,
       });
     }
-    return new URL(`${this.base}/${path}`);
+    return new URL(`${this.#base}/${path}`);
   }
 }
 
 function notFound(message: string): NotFoundError {
   return new NotFoundError({ status: 404, message, backend: SIMPLESTREAMS_BACKEND });
-}
-
-function tls(opts: SimpleStreamsOptions): https.AgentOptions {
-  if (opts.serverCert) {
-    const pinned = new X509Certificate(opts.serverCert).fingerprint256;
-    return {
-      ca: opts.serverCert,
-      checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-        cert.fingerprint256 === pinned ? undefined : new Error('Server certificate does not match the pinned one'),
-    };
-  }
-  return opts.ca ? { ca: opts.ca } : {};
 }

@@ -1,30 +1,38 @@
-import { X509Certificate } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { PeerCertificate } from 'node:tls';
+import { inspect } from 'node:util';
 import {
-  apiErrorFromStatus,
-  backoffDelay,
+  type AbortError,
   type CallOptions,
   ConnectionError,
+  checkCallOptions,
+  createAgent,
   deadline,
   exchange,
   type HttpBody,
   type HttpResponse,
+  InterruptionError,
   InvalidArgumentError,
   type Logger,
+  longTimer,
+  pinnedConnector,
+  pinOf,
   type QueryValue,
   query as queryString,
   type RetryPolicy,
   redactingLogger,
   redactText,
-  ServerError,
+  retry,
+  retryDecision,
   silentLogger,
-  sleep,
+  TimeoutError,
+  type TlsTrust,
+  tlsOptions,
 } from '@vmplane/common';
 import WebSocket from 'ws';
-import { BACKEND } from './errors.js';
+import { errorFrom, errorFromIncoming, headerValue, operationIdOf, readEnvelope, socketError } from './envelope.js';
+import { BACKEND, noteSentAll } from './errors.js';
 
 export type Pem = string | Buffer;
 
@@ -44,7 +52,11 @@ export interface LxdTransportOptions {
   insecure?: boolean | undefined;
   /** Project added to every request unless a call says otherwise. */
   project?: string | undefined;
-  /** Default per-call timeout in ms for plain requests (not for operation waits). Default 30 s. */
+  /**
+   * Default per-call timeout in ms (30 s). It bounds a plain request whole, and a download or
+   * export only until its answer begins: reading the body is bounded by the caller's own
+   * `timeout`/`signal`. Operation waits have none unless the caller gives one.
+   */
   timeout?: number | undefined;
   /** Retries of reads and of requests that never left. Default 3 attempts, 100 ms doubling to 2 s. */
   retry?: RetryPolicy | undefined;
@@ -53,6 +65,7 @@ export interface LxdTransportOptions {
 }
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+const METHODS: ReadonlySet<string> = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface LxdRequest extends CallOptions {
   method: Method;
@@ -66,7 +79,10 @@ export interface LxdRequest extends CallOptions {
   headers?: Readonly<Record<string, string>> | undefined;
   /** Sent as If-Match: the update fails with 412 if the object changed since it was read. */
   etag?: string | undefined;
-  /** Overrides the transport's project for this call; null sends none. */
+  /**
+   * The project: a name, `null` for none (objects outside projects, or every project at once),
+   * or left out for the transport's default project.
+   */
   project?: string | null | undefined;
   onUploadProgress?: ((sent: number) => void) | undefined;
 }
@@ -82,77 +98,111 @@ export interface LxdResponse<T> {
   operation: string;
 }
 
-interface Envelope {
-  type?: string;
-  status_code?: number;
-  operation?: string;
-  error_code?: number;
-  error?: string;
-  metadata?: unknown;
+export interface WebSocketOptions extends CallOptions {
+  /** As in {@link LxdRequest.project}: a name, null for none, absent for the default. */
+  project?: string | null;
+  /** Called with the socket as soon as it exists, before it opens: attach 'message' listeners here. */
+  onSocket?: (ws: WebSocket) => void;
 }
 
 const IDEMPOTENT = new Set<Method>(['GET', 'HEAD']);
-const RETRYABLE_STATUS = new Set([502, 503, 504]);
 
-/** The one way to talk to an LXD daemon: auth (socket or client certificate), timeouts, retries, logging, envelope. */
+/**
+ * The connections a transport and every transport `withProject` derives from it share: one
+ * keep-alive pool and one trust policy. Kept out of sight: the TLS options hold the client key.
+ */
+interface Connections {
+  readonly socketPath: string | undefined;
+  readonly baseUrl: URL;
+  readonly agent: http.Agent;
+  /** Client certificate, CA and verification for connections made without the agent. */
+  readonly tls: TlsConnect;
+  readonly pin: string | undefined;
+}
+
+interface TlsConnect {
+  cert?: Pem | undefined;
+  key?: Pem | undefined;
+  ca?: Pem | Pem[] | undefined;
+  rejectUnauthorized?: boolean | undefined;
+}
+
+/** The pinned `createConnection`, typed for http.request and ws (they pass it the same options). */
+function pinned(pin: string): http.RequestOptions['createConnection'] {
+  return pinnedConnector(pin, BACKEND) as unknown as http.RequestOptions['createConnection'];
+}
+
+// Set by withProject for the constructor it calls, which takes it at once: never seen outside.
+let adopting: Connections | undefined;
+
+/**
+ * The one way to talk to an LXD daemon: auth (socket or client certificate), timeouts, retries,
+ * logging, envelope. Its options, agent and keys live in private fields, so printing a client,
+ * a resource or an operation shows none of them.
+ */
 export class LxdTransport {
   readonly socketPath: string | undefined;
   readonly baseUrl: URL;
   readonly project: string | undefined;
   readonly logger: Logger;
-  private readonly agent: http.Agent;
-  private readonly tls: https.AgentOptions;
-  private readonly timeout: number;
-  private readonly retry: Required<Pick<RetryPolicy, 'attempts'>> & RetryPolicy;
-  private readonly userAgent: string;
+  readonly #options: LxdTransportOptions;
+  readonly #connections: Connections;
+  /** The transport that made the connections (this one, unless made by withProject). */
+  readonly #owner: boolean;
+  readonly #timeout: number;
+  readonly #retry: RetryPolicy & { attempts: number };
+  readonly #userAgent: string;
 
-  constructor(private readonly options: LxdTransportOptions) {
-    const opts = options;
+  constructor(options: LxdTransportOptions) {
+    const inherited = adopting;
+    adopting = undefined;
+    const opts = options ?? {};
+    checkCallOptions({ timeout: opts.timeout }, BACKEND);
+    if (opts.project !== undefined) checkProject(opts.project);
+    this.#options = { ...opts };
     this.logger = redactingLogger(opts.logger ?? silentLogger);
     this.project = opts.project;
-    this.timeout = opts.timeout ?? 30_000;
-    this.retry = { attempts: 3, initial: 100, max: 2_000, ...opts.retry };
-    this.userAgent = opts.userAgent ?? 'vmplane-lxd/0.1';
-    if (opts.url) {
-      this.socketPath = undefined;
-      this.baseUrl = new URL(opts.url);
-      if (this.baseUrl.protocol !== 'https:') {
-        throw new InvalidArgumentError({
-          message: 'LXD over the network is HTTPS only',
-          argument: 'url',
-          backend: BACKEND,
-        });
-      }
-      this.tls = tlsOptions(opts);
-      this.agent = new https.Agent({ keepAlive: true, ...this.tls });
-    } else {
-      if (!opts.socketPath) {
-        throw new InvalidArgumentError({
-          message: 'No LXD socket found and no url given',
-          argument: 'socketPath',
-          backend: BACKEND,
-        });
-      }
-      this.socketPath = opts.socketPath;
-      this.baseUrl = new URL('http://lxd');
-      this.tls = {};
-      this.agent = new http.Agent({ keepAlive: true });
-    }
+    this.#timeout = opts.timeout ?? 30_000;
+    this.#retry = { attempts: 3, initial: 100, max: 2_000, ...opts.retry };
+    this.#userAgent = opts.userAgent ?? 'vmplane-lxd/0.1';
+    this.#owner = inherited === undefined;
+    this.#connections = inherited ?? connectionsFor(opts);
+    this.socketPath = this.#connections.socketPath;
+    this.baseUrl = this.#connections.baseUrl;
   }
 
   /** The per-call timeout used when a call gives none. */
   get defaultTimeout(): number {
-    return this.timeout;
+    return this.#timeout;
   }
 
-  /** The same daemon and credentials, another default project. */
+  /**
+   * The same daemon, credentials and connections, another default project. Closing the parent
+   * closes the connections of both.
+   */
   withProject(project: string): LxdTransport {
-    return new LxdTransport({ ...this.options, project });
+    checkProject(project);
+    adopting = this.#connections;
+    try {
+      return new LxdTransport({ ...this.#options, project });
+    } finally {
+      adopting = undefined;
+    }
   }
 
-  /** Closes idle keep-alive connections so the process can exit. */
+  /**
+   * Closes the keep-alive connections so the process can exit. On the transport that made them
+   * this closes every connection, also those of its withProject transports and calls in flight;
+   * on a withProject transport only the idle ones (its parent may still be using the others).
+   * Later calls open new connections.
+   */
   close(): void {
-    this.agent.destroy();
+    const agent = this.#connections.agent;
+    if (this.#owner) {
+      agent.destroy();
+      return;
+    }
+    for (const sockets of Object.values(agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
   }
 
   url(path: string, params: Readonly<Record<string, QueryValue>> = {}, project?: string | null): URL {
@@ -162,128 +212,169 @@ export class LxdTransport {
 
   /** A JSON request whose answer is LXD's envelope. */
   async request<T>(req: LxdRequest): Promise<LxdResponse<T>> {
-    const res = await this.send(req, true);
-    const envelope = await readEnvelope(res);
-    return {
-      type: envelope.type === 'async' ? 'async' : 'sync',
-      status: res.status,
-      metadata: envelope.metadata as T,
-      etag: headerValue(res.headers.etag),
-      operation: envelope.operation ?? '',
-    };
+    const call = this.#prepare(req);
+    const d = callDeadline(req, this.#timeout);
+    try {
+      const res = await this.#send(call, d);
+      const envelope = await readEnvelope(res);
+      return {
+        type: envelope.type === 'async' ? 'async' : 'sync',
+        status: res.status,
+        metadata: envelope.metadata as T,
+        etag: headerValue(res.headers.etag),
+        operation: envelope.operation ?? '',
+      };
+    } catch (error) {
+      throw d.outcome(error);
+    } finally {
+      d.dispose();
+    }
   }
 
   /**
    * A request whose answer body the caller reads (file content, an export). Errors are still
-   * typed from the envelope. The deadline runs until the body has been read or dropped.
+   * typed from the envelope. The transport's default timeout lasts until the answer begins; the
+   * caller's `timeout` and `signal` until the body has been read or dropped.
    */
   async raw(req: LxdRequest): Promise<HttpResponse> {
-    return this.send(req, false);
+    const call = this.#prepare(req);
+    const d = callDeadline(req, this.#timeout);
+    let res: HttpResponse;
+    try {
+      res = await this.#send(call, d);
+    } catch (error) {
+      d.dispose();
+      throw d.outcome(error);
+    }
+    d.answered();
+    return ownedBy(res, () => d.dispose());
   }
 
-  private async send(req: LxdRequest, bufferAnswer: boolean): Promise<HttpResponse> {
-    const method = req.method;
-    const url = this.url(req.path, req.query, req.project);
-    const headers: Record<string, string> = { 'User-Agent': this.userAgent, ...req.headers };
+  /** Checks a request and builds what goes on the wire, before anything exists. */
+  #prepare(req: LxdRequest): PreparedCall {
+    if (typeof req !== 'object' || req === null || !METHODS.has(req.method)) {
+      throw new InvalidArgumentError({ message: 'Unknown HTTP method', argument: 'method', backend: BACKEND });
+    }
+    checkCallOptions(req, BACKEND);
+    if (typeof req.path !== 'string' || !req.path.startsWith('/')) {
+      throw new InvalidArgumentError({ message: 'A request path is absolute', argument: 'path', backend: BACKEND });
+    }
+    if (req.project !== undefined && req.project !== null) checkProject(req.project);
+    const headers: Record<string, string> = { 'User-Agent': this.#userAgent, ...req.headers };
     let body: HttpBody;
-    if (req.rawBody !== undefined) body = req.rawBody;
+    if (req.rawBody !== undefined) body = checkBody(req.rawBody, 'rawBody');
     else if (req.body !== undefined) {
-      body = JSON.stringify(req.body);
+      body = jsonBody(req.body);
       headers['Content-Type'] = 'application/json';
     }
-    if (req.etag) headers['If-Match'] = req.etag;
+    if (req.etag !== undefined) {
+      if (typeof req.etag !== 'string') {
+        throw new InvalidArgumentError({ message: 'etag must be a string', argument: 'etag', backend: BACKEND });
+      }
+      headers['If-Match'] = req.etag;
+    }
+    const url = this.url(req.path, req.query, req.project);
+    return { method: req.method, url, headers, body, onUploadProgress: req.onUploadProgress };
+  }
+
+  async #send(call: PreparedCall, d: CallDeadline): Promise<HttpResponse> {
+    const { method, url, headers, body } = call;
     // A streamed body cannot be sent twice: such a request is attempted once.
-    const attempts = body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body) ? 1 : this.retry.attempts;
-    const d = deadline({ signal: req.signal, timeout: req.timeout ?? this.timeout }, BACKEND);
-    let keepDeadline = false;
-    try {
-      for (let attempt = 0; ; attempt++) {
+    const replayable = body === undefined || typeof body === 'string' || isBytes(body);
+    return retry(
+      async () => {
         const started = performance.now();
+        let res: HttpResponse;
         try {
-          const res = await exchange({
+          res = await exchange({
             method,
             url,
             socketPath: this.socketPath,
             headers,
             body,
-            agent: this.agent,
+            agent: this.#connections.agent,
             signal: d.signal,
             backend: BACKEND,
-            onUploadProgress: req.onUploadProgress,
+            onUploadProgress: call.onUploadProgress,
           });
-          this.logger.debug('lxd request', {
+        } catch (error) {
+          if ((error instanceof ConnectionError || error instanceof InterruptionError) && error.sent) d.sent();
+          throw error;
+        }
+        d.sent(res.status === 202 ? operationIdOf(res.headers) : undefined);
+        this.logger.debug('lxd request', {
+          method,
+          path: url.pathname,
+          query: url.search,
+          status: res.status,
+          ms: Math.round(performance.now() - started),
+        });
+        if (res.status >= 400) throw await errorFrom(res, method, url.pathname);
+        return res;
+      },
+      {
+        ...this.#retry,
+        attempts: replayable ? this.#retry.attempts : 1,
+        signal: d.signal,
+        decide: (error) => retryDecision(error, { idempotent: IDEMPOTENT.has(method) }),
+        onRetry: ({ attempt, delay, error }) =>
+          this.logger.warn('lxd request failed, retrying', {
             method,
             path: url.pathname,
-            status: res.status,
-            ms: Math.round(performance.now() - started),
-          });
-          if (res.status >= 400) {
-            const error = await errorFrom(res, method, url.pathname);
-            if (IDEMPOTENT.has(method) && RETRYABLE_STATUS.has(res.status) && attempt + 1 < attempts) {
-              await this.pause(attempt, d.signal, error);
-              continue;
-            }
-            throw error;
-          }
-          if (!bufferAnswer) {
-            keepDeadline = true;
-            res.stream.once('close', () => d.dispose());
-          }
-          return res;
-        } catch (error) {
-          if (d.reason()) throw d.reason();
-          const retryable =
-            error instanceof ConnectionError && (IDEMPOTENT.has(method) || !error.sent) && attempt + 1 < attempts;
-          if (!retryable) throw error;
-          await this.pause(attempt, d.signal, error);
-        }
-      }
-    } catch (error) {
-      throw d.reason() ?? error;
-    } finally {
-      if (!keepDeadline) d.dispose();
-    }
-  }
-
-  private async pause(attempt: number, signal: AbortSignal, error: unknown): Promise<void> {
-    const delay = backoffDelay(attempt, this.retry);
-    this.logger.warn('lxd request failed, retrying', {
-      attempt: attempt + 1,
-      delayMs: delay,
-      error: error instanceof Error ? redactText(error.message) : String(error),
-    });
-    await sleep(delay, signal);
+            attempt,
+            delayMs: delay,
+            error: error instanceof Error ? redactText(error.message) : String(error),
+          }),
+      },
+    );
   }
 
   /**
    * Asks LXD to switch a fresh connection to another protocol (`sftp`) and hands over the raw
    * connection, which the caller then owns. The deadline covers the handshake only.
    */
-  upgrade(
+  async upgrade(
     path: string,
     protocol: string,
     opts: CallOptions & { project?: string | null | undefined } = {},
   ): Promise<Duplex> {
     const url = this.url(path, {}, opts.project);
-    const d = deadline({ signal: opts.signal, timeout: opts.timeout ?? this.timeout }, BACKEND);
-    if (d.reason()) {
-      d.dispose();
-      return Promise.reject(d.reason());
-    }
+    const d = deadline({ signal: opts.signal, timeout: opts.timeout ?? this.#timeout }, BACKEND);
+    d.throwIfAborted();
+    const { socketPath, tls, pin } = this.#connections;
     return new Promise<Duplex>((resolve, reject) => {
-      const headers = { Connection: 'Upgrade', Upgrade: protocol, 'User-Agent': this.userAgent };
+      const headers = { Connection: 'Upgrade', Upgrade: protocol, 'User-Agent': this.#userAgent };
       const target = `${url.pathname}${url.search}`;
-      const req = this.socketPath
-        ? http.request({ socketPath: this.socketPath, path: target, headers, agent: false })
-        : https.request({
-            ...this.tls,
-            host: url.hostname,
-            port: url.port || 8443,
-            path: target,
-            headers,
-            agent: false,
-          });
-      let sent = false;
+      let req: http.ClientRequest;
+      try {
+        req = socketPath
+          ? http.request({ socketPath, path: target, headers, agent: false })
+          : https.request({
+              ...tls,
+              host: url.hostname.replace(/^\[|\]$/g, ''),
+              port: url.port || 8443,
+              path: target,
+              headers,
+              // A pinned connection is checked before the request is handed the socket.
+              ...(pin ? { createConnection: pinned(pin) } : { agent: false }),
+            });
+      } catch (error) {
+        d.dispose();
+        reject(
+          new InvalidArgumentError({
+            message: `upgrade ${redactText(url.pathname)}: ${(error as Error).message}`,
+            argument: 'headers',
+            backend: BACKEND,
+            cause: error,
+          }),
+        );
+        return;
+      }
+      let connected = false;
+      req.once('socket', (socket) => {
+        if (!socket.connecting) connected = true;
+        else socket.once('connect', () => (connected = true));
+      });
       const settle = (error: unknown, socket?: Duplex) => {
         d.signal.removeEventListener('abort', onAbort);
         d.dispose();
@@ -292,7 +383,9 @@ export class LxdTransport {
       };
       const onAbort = () => {
         req.destroy();
-        settle(d.reason());
+        const reason = d.reason();
+        if (connected) noteSentAll(reason);
+        settle(reason);
       };
       d.signal.addEventListener('abort', onAbort, { once: true });
       req.once('upgrade', (_res, socket, head) => {
@@ -303,44 +396,65 @@ export class LxdTransport {
       req.once('response', (res) => {
         void errorFromIncoming(res, 'GET', url.pathname).then((error) => settle(error));
       });
-      req.once('finish', () => {
-        sent = true;
-      });
       req.once('error', (error: NodeJS.ErrnoException) => {
         if (d.reason()) return;
-        settle(socketError(`upgrade ${url.pathname}`, error, sent));
+        settle(socketError(`upgrade ${redactText(url.pathname)}`, error, connected));
       });
       req.end();
     });
   }
 
   /** Opens a websocket to the daemon (operation fds, events, console). */
-  websocket(
+  async websocket(
     path: string,
     params: Readonly<Record<string, QueryValue>> = {},
     opts: WebSocketOptions = {},
   ): Promise<WebSocket> {
     const url = this.url(path, params, opts.project);
-    const target = this.socketPath
-      ? `ws+unix://${this.socketPath}:${url.pathname}${url.search}`
+    const { socketPath, tls, pin } = this.#connections;
+    const target = socketPath
+      ? `ws+unix://${socketPath}:${url.pathname}${url.search}`
       : `wss://${url.host}${url.pathname}${url.search}`;
-    const d = deadline({ signal: opts.signal, timeout: opts.timeout ?? this.timeout }, BACKEND);
+    const d = deadline({ signal: opts.signal, timeout: opts.timeout ?? this.#timeout }, BACKEND);
+    d.throwIfAborted();
+    const what = `websocket ${redactText(url.pathname)}`;
     return new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(target, {
-        ...this.tls,
-        headers: { 'User-Agent': this.userAgent },
-        perMessageDeflate: false,
-      });
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(target, {
+          ...(socketPath ? {} : tls),
+          ...(pin && !socketPath ? { createConnection: pinned(pin) } : {}),
+          headers: { 'User-Agent': this.#userAgent },
+          perMessageDeflate: false,
+        });
+      } catch (error) {
+        d.dispose();
+        reject(
+          new InvalidArgumentError({
+            message: `${what}: ${(error as Error).message}`,
+            argument: 'path',
+            backend: BACKEND,
+          }),
+        );
+        return;
+      }
       // Frames can arrive in the tick the socket opens, before any promise continuation runs;
       // listeners attached here are the only ones sure to see them.
       opts.onSocket?.(ws);
+      let connected = false;
+      ws.once('upgrade', () => (connected = true));
       const fail = (error: unknown) => {
+        d.signal.removeEventListener('abort', onAbort);
         d.dispose();
         ws.removeAllListeners('open');
         ws.terminate();
         reject(error);
       };
-      const onAbort = () => fail(d.reason());
+      const onAbort = () => {
+        const reason = d.reason();
+        if (connected) noteSentAll(reason);
+        fail(reason);
+      };
       d.signal.addEventListener('abort', onAbort, { once: true });
       ws.once('open', () => {
         d.signal.removeEventListener('abort', onAbort);
@@ -353,111 +467,216 @@ export class LxdTransport {
       });
       ws.once('error', (error: NodeJS.ErrnoException) => {
         if (d.reason()) return fail(d.reason());
-        fail(socketError(`websocket ${url.pathname}`, error, true));
+        fail(socketError(what, error, true));
       });
     });
   }
+
+  /** What printing a transport shows: where it goes, never how it authenticates. */
+  toJSON(): Record<string, unknown> {
+    return {
+      socketPath: this.socketPath,
+      url: this.socketPath ? undefined : this.baseUrl.origin,
+      project: this.project,
+    };
+  }
+
+  [inspect.custom](): string {
+    return `LxdTransport ${inspect(this.toJSON())}`;
+  }
 }
 
-/** A failed connection; refused or missing sockets mean the request never left. */
-function socketError(what: string, error: NodeJS.ErrnoException, mayHaveSent: boolean): ConnectionError {
-  return new ConnectionError({
-    message: `${what}: ${redactText(error.message)}`,
-    backend: BACKEND,
-    sent: mayHaveSent && !['ECONNREFUSED', 'ENOENT'].includes(error.code ?? ''),
-    syscallCode: error.code,
-    cause: error,
-  });
+interface PreparedCall {
+  method: Method;
+  url: URL;
+  headers: Record<string, string>;
+  body: HttpBody;
+  onUploadProgress: ((sent: number) => void) | undefined;
 }
 
-/** Reads an answer that is not the upgrade asked for into the typed error its envelope names. */
-function errorFromIncoming(res: http.IncomingMessage, method: string, path: string): Promise<Error> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('error', () => {});
-    res.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      resolve(errorFromText(res.statusCode ?? 500, text, res.headers, method, path));
-    });
-  });
-}
-
-export interface WebSocketOptions extends CallOptions {
-  project?: string | null;
-  /** Called with the socket as soon as it exists, before it opens: attach 'message' listeners here. */
-  onSocket?: (ws: WebSocket) => void;
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-async function readEnvelope(res: HttpResponse): Promise<Envelope> {
-  const text = await res.text();
-  try {
-    return JSON.parse(text) as Envelope;
-  } catch {
-    throw new ServerError({
-      status: res.status,
-      message: `LXD answered something that is not JSON: ${text.slice(0, 120)}`,
+function connectionsFor(opts: LxdTransportOptions): Connections {
+  if (opts.url) {
+    let baseUrl: URL;
+    try {
+      baseUrl = new URL(opts.url);
+    } catch (error) {
+      throw new InvalidArgumentError({ message: 'url is not a URL', argument: 'url', backend: BACKEND, cause: error });
+    }
+    if (baseUrl.protocol !== 'https:') {
+      throw new InvalidArgumentError({
+        message: 'LXD over the network is HTTPS only',
+        argument: 'url',
+        backend: BACKEND,
+      });
+    }
+    const trust: TlsTrust = { cert: opts.cert, key: opts.key, ca: opts.ca, insecure: opts.insecure };
+    // LXD's serverCert pin: that certificate alone, whatever names it carries (LXD's self-signed
+    // certificates rarely name the address they are reached at).
+    if (opts.serverCert) trust.serverCert = opts.serverCert;
+    const pin = pinOf(trust, BACKEND);
+    return {
+      socketPath: undefined,
+      baseUrl,
+      agent: createAgent(baseUrl, trust, { keepAlive: true, backend: BACKEND }),
+      tls: tlsOptions(pin ? { cert: opts.cert, key: opts.key } : trust) as TlsConnect,
+      pin,
+    };
+  }
+  if (!opts.socketPath || typeof opts.socketPath !== 'string') {
+    throw new InvalidArgumentError({
+      message: 'No LXD socket found and no url given',
+      argument: 'socketPath',
       backend: BACKEND,
-      body: text,
+    });
+  }
+  return {
+    socketPath: opts.socketPath,
+    baseUrl: new URL('http://lxd'),
+    agent: new http.Agent({ keepAlive: true }),
+    tls: {},
+    pin: undefined,
+  };
+}
+
+/** Project names as LXD takes them in `?project=`: a non-empty name without '/' or control characters. */
+function checkProject(project: unknown): void {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (typeof project !== 'string' || project === '' || /[/\u0000-\u001f\u007f]/.test(project)) {
+    throw new InvalidArgumentError({
+      message: `Invalid project ${JSON.stringify(typeof project === 'string' ? project.slice(0, 80) : typeof project)}`,
+      argument: 'project',
+      backend: BACKEND,
     });
   }
 }
 
-async function errorFrom(res: HttpResponse, method: string, path: string) {
-  let text: string | undefined;
-  try {
-    text = await res.text();
-  } catch {}
-  return errorFromText(res.status, text, res.headers, method, path);
+function isBytes(value: unknown): value is Uint8Array | ArrayBuffer {
+  return value instanceof Uint8Array || value instanceof ArrayBuffer;
 }
 
-/** The typed error an LXD error answer names: its envelope's message and code, or the bare status. */
-function errorFromText(
-  status: number,
-  text: string | undefined,
-  headers: http.IncomingHttpHeaders,
-  method: string,
-  path: string,
-) {
-  let envelope: Envelope = {};
-  let body: unknown = text;
-  try {
-    envelope = JSON.parse(text ?? '') as Envelope;
-    body = envelope;
-  } catch {}
-  return apiErrorFromStatus({
-    status,
-    code: envelope.error_code,
-    message: envelope.error ? redactText(envelope.error) : `${method} ${path}: HTTP ${status}`,
-    body,
+function isStream(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { pipe?: unknown; on?: unknown };
+  return (typeof v.pipe === 'function' && typeof v.on === 'function') || Symbol.asyncIterator in value;
+}
+
+/** A raw body: bytes, text or a stream; anything else is refused before a request exists. */
+export function checkBody(body: unknown, argument: string): HttpBody {
+  if (typeof body === 'string' || isBytes(body) || isStream(body)) return body as HttpBody;
+  throw new InvalidArgumentError({
+    message: `${argument} must be bytes (Buffer, Uint8Array, ArrayBuffer), a string or a stream, not ${
+      body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body
+    }`,
+    argument,
     backend: BACKEND,
-    method,
-    path,
-    requestId: headerValue(headers['x-request-id']),
   });
 }
 
-function tlsOptions(opts: LxdTransportOptions): https.AgentOptions {
-  const out: https.AgentOptions = {};
-  if (opts.cert) out.cert = opts.cert;
-  if (opts.key) out.key = opts.key;
-  if (opts.insecure) {
-    out.rejectUnauthorized = false;
-    return out;
+function jsonBody(body: unknown): string {
+  try {
+    const text = JSON.stringify(body);
+    if (typeof text === 'string') return text;
+  } catch (error) {
+    throw new InvalidArgumentError({
+      message: `The request body cannot be sent as JSON: ${(error as Error).message}`,
+      argument: 'body',
+      backend: BACKEND,
+      cause: error,
+    });
   }
-  if (opts.serverCert) {
-    // Pinning: the server's own certificate is the only trust anchor, and names do not matter,
-    // since LXD's self-signed certificates rarely name the address they are reached at.
-    const pinned = new X509Certificate(opts.serverCert).fingerprint256;
-    out.ca = opts.serverCert;
-    out.checkServerIdentity = (_host: string, cert: PeerCertificate) =>
-      cert.fingerprint256 === pinned ? undefined : new Error('LXD server certificate does not match the pinned one');
-    return out;
-  }
-  if (opts.ca) out.ca = opts.ca;
-  return out;
+  throw new InvalidArgumentError({ message: 'The request body is not JSON', argument: 'body', backend: BACKEND });
+}
+
+/**
+ * The deadline of one call. The caller's signal and timeout bound all of it; the transport's
+ * default timeout (used when the caller gave none) bounds it until `answered()`. It also records
+ * what the daemon may have seen, so that an interruption says whether the request was sent and
+ * which operation it had started.
+ */
+interface CallDeadline {
+  readonly signal: AbortSignal;
+  /** A response, or a connection that may have carried the request, was seen. */
+  sent(operationId?: string): void;
+  /** The answer began: from now on only the caller's limits apply. */
+  answered(): void;
+  /** The call's error: the interruption (told what was sent) when the deadline fired, else `error`. */
+  outcome(error: unknown): unknown;
+  dispose(): void;
+}
+
+function callDeadline(req: CallOptions, fallback: number): CallDeadline {
+  const caller = deadline({ signal: req.signal, timeout: req.timeout }, BACKEND);
+  const controller = new AbortController();
+  let why: TimeoutError | AbortError | undefined;
+  let sent = false;
+  let operationId: string | undefined;
+  const fire = (error: TimeoutError | AbortError) => {
+    if (why) return;
+    why = error;
+    if (sent) noteSentAll(why, operationId);
+    controller.abort(error);
+  };
+  const onCaller = () => {
+    const reason = caller.reason();
+    if (reason) fire(reason);
+  };
+  if (caller.signal.aborted) onCaller();
+  else caller.signal.addEventListener('abort', onCaller, { once: true });
+  let timer =
+    req.timeout === undefined && fallback !== Number.POSITIVE_INFINITY
+      ? longTimer(fallback, () =>
+          fire(new TimeoutError({ message: `Timed out after ${fallback} ms`, backend: BACKEND, timeout: fallback })),
+        )
+      : undefined;
+  return {
+    signal: controller.signal,
+    sent(id) {
+      sent = true;
+      if (id) operationId = id;
+      if (why) noteSentAll(why, operationId);
+    },
+    answered() {
+      timer?.clear();
+      timer = undefined;
+    },
+    outcome: (error) => {
+      if (!why) return error;
+      if (sent || (error instanceof InterruptionError && error.sent)) noteSentAll(why, operationId);
+      return why;
+    },
+    dispose() {
+      timer?.clear();
+      caller.signal.removeEventListener('abort', onCaller);
+      caller.dispose();
+    },
+  };
+}
+
+/** The answer of a raw call, releasing the call's deadline once its body is read or dropped. */
+function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
+  let released = false;
+  const done = () => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  const after = <T>(p: Promise<T>) => p.finally(done);
+  return {
+    status: res.status,
+    statusMessage: res.statusMessage,
+    headers: res.headers,
+    get stream() {
+      const stream = res.stream;
+      if (stream.destroyed) done();
+      else stream.once('close', done);
+      return stream;
+    },
+    buffer: () => after(res.buffer()),
+    text: () => after(res.text()),
+    json: <T>() => after(res.json<T>()),
+    discard: () => {
+      res.discard();
+      done();
+    },
+  };
 }

@@ -38,35 +38,49 @@ export class ImageAliases extends Resource {
     return (await this.list(opts)).map((a) => a.name);
   }
 
-  list(opts: LxdCallOptions = {}): Promise<ImageAliasesEntry[]> {
-    return this.call('GET', '/1.0/images/aliases', { ...opts, query: { recursion: 1 } });
+  async list(opts: LxdCallOptions = {}): Promise<ImageAliasesEntry[]> {
+    return this.call('GET', '/1.0/images/aliases', opts, { query: { recursion: 1 } });
   }
 
   /** One alias; `etagOf(result)` gives its ETag for `update`. */
   async get(name: string, opts: LxdCallOptions = {}): Promise<ImageAliasesEntry> {
-    return this.read<ImageAliasesEntry>(this.item(name), opts);
+    return this.read<ImageAliasesEntry>(this.item(name), opts, {});
   }
 
-  exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
+  async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
     return found(this.get(name, opts));
   }
 
   async create(alias: AliasCreate, opts: LxdCallOptions = {}): Promise<void> {
-    checkAliasName(alias.name);
+    checkAliasName(alias?.name);
     checkFingerprint(alias.target, 'target');
+    if (alias.description !== undefined && typeof alias.description !== 'string') {
+      throw new InvalidArgumentError({
+        message: 'description must be a string',
+        argument: 'description',
+        backend: BACKEND,
+      });
+    }
+    if (alias.type !== undefined && alias.type !== 'container' && alias.type !== 'virtual-machine') {
+      throw new InvalidArgumentError({
+        message: 'type is container or virtual-machine',
+        argument: 'type',
+        backend: BACKEND,
+      });
+    }
     const body: Record<string, string> = {
       name: alias.name,
       target: alias.target,
       description: alias.description ?? '',
     };
     if (alias.type) body.type = alias.type;
-    await this.call('POST', '/1.0/images/aliases', { ...opts, body });
+    await this.call('POST', '/1.0/images/aliases', opts, { body });
   }
 
   /** Replaces target and description; with `etag`, fails with 412 if the alias changed since it was read. */
   async update(name: string, put: Required<ImageAliasesEntryPut>, opts: UpdateOptions = {}): Promise<void> {
-    checkFingerprint(put.target, 'target');
-    await this.call('PUT', this.item(name), { ...opts, body: put });
+    checkFingerprint(put?.target, 'target');
+    await this.call('PUT', this.item(name), opts, { body: put, etag: opts?.etag });
   }
 
   /**
@@ -76,7 +90,7 @@ export class ImageAliases extends Resource {
    * without, a concurrent change between our GET and PUT is retried.
    */
   async patch(name: string, put: ImageAliasesEntryPut, opts: UpdateOptions = {}): Promise<void> {
-    if (put.target !== undefined) checkFingerprint(put.target, 'target');
+    if (put?.target !== undefined) checkFingerprint(put.target, 'target');
     for (let attempt = 0; ; attempt++) {
       const current = await this.get(name, opts);
       const etag = opts.etag ?? etagOf(current);
@@ -93,11 +107,11 @@ export class ImageAliases extends Resource {
   /** Renames the alias. (LXD 5.0.2 answers this only after about 10 s; the rename itself is done.) */
   async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkAliasName(newName, 'newName');
-    await this.call('POST', this.item(name), { ...opts, body: { name: newName } });
+    await this.call('POST', this.item(name), opts, { body: { name: newName } });
   }
 
   async delete(name: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('DELETE', this.item(name), opts);
+    await this.call('DELETE', this.item(name), opts, {});
   }
 
   /**

@@ -1,56 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { ServerError } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
-import type { OpenedData } from './transfer.js';
-
-/** One file part of a multipart/form-data body. */
-export interface FormFile {
-  /** Form field name: LXD wants `metadata`, then `rootfs` (container) or `rootfs.img` (VM). */
-  name: string;
-  filename: string;
-  data: OpenedData;
-}
-
-export interface MultipartBody {
-  contentType: string;
-  /** Total length when every part's size is known (so we can send Content-Length and percent). */
-  length: number | undefined;
-  /** The body, produced lazily: parts are read one after the other, never buffered whole. */
-  chunks: AsyncIterable<Buffer>;
-}
 
 const CRLF = '\r\n';
-
-function quote(text: string): string {
-  // RFC 7578: a quoted-string; CR/LF would end the header line.
-  return text.replace(/[\r\n]/g, ' ').replace(/(["\\])/g, '\\$1');
-}
-
-/** A multipart/form-data body as Go's mime/multipart writes it (what LXD's parser is tested against). */
-export function multipartBody(files: readonly FormFile[], onPart?: (file: FormFile) => void): MultipartBody {
-  const boundary = `vmplane${randomBytes(16).toString('hex')}`;
-  const heads = files.map(
-    (f, i) =>
-      `${i === 0 ? '' : CRLF}--${boundary}${CRLF}` +
-      `Content-Disposition: form-data; name="${quote(f.name)}"; filename="${quote(f.filename)}"${CRLF}` +
-      `Content-Type: application/octet-stream${CRLF}${CRLF}`,
-  );
-  const tail = `${CRLF}--${boundary}--${CRLF}`;
-  let length: number | undefined = Buffer.byteLength(tail);
-  files.forEach((f, i) => {
-    if (length === undefined || f.data.size === undefined) length = undefined;
-    else length += Buffer.byteLength(heads[i] ?? '') + f.data.size;
-  });
-  async function* chunks(): AsyncGenerator<Buffer> {
-    for (const [i, f] of files.entries()) {
-      yield Buffer.from(heads[i] ?? '');
-      onPart?.(f);
-      yield* f.data.chunks();
-    }
-    yield Buffer.from(tail);
-  }
-  return { contentType: `multipart/form-data; boundary=${boundary}`, length, chunks: chunks() };
-}
 
 /** The boundary of a `multipart/...; boundary=...` content type, or undefined if it is not multipart. */
 export function boundaryOf(contentType: string | undefined): string | undefined {

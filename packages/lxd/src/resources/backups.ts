@@ -12,43 +12,47 @@ export class InstanceBackups extends Resource {
   }
 
   async names(name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts));
+    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts, {}));
   }
 
   async list(name: string, opts: LxdCallOptions = {}): Promise<InstanceBackup[]> {
-    return this.call('GET', this.base(name), { ...opts, query: { recursion: 1 } });
+    return this.call('GET', this.base(name), opts, { query: { recursion: 1 } });
   }
 
   async get(name: string, backup: string, opts: LxdCallOptions = {}): Promise<InstanceBackup> {
-    return this.read<InstanceBackup>(this.base(name, backup), opts);
+    return this.read<InstanceBackup>(this.base(name, backup), opts, {});
   }
 
   /** Makes a backup and waits for it. */
   async create(name: string, req: InstanceBackupsPost & { name: string }, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(req.name, 'backup name');
-    await this.operationDone('POST', this.base(name), { ...opts, body: req });
+    checkObjectName(req?.name, 'backup name');
+    await this.operationDone('POST', this.base(name), opts, { body: req });
   }
 
-  createOperation(
+  async createOperation(
     name: string,
     req: InstanceBackupsPost & { name: string },
     opts: LxdCallOptions = {},
   ): Promise<LxdOperation> {
-    return this.operation('POST', this.base(name), { ...opts, body: req });
+    checkObjectName(req?.name, 'backup name');
+    return this.operation('POST', this.base(name), opts, { body: req });
   }
 
   async rename(name: string, backup: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkObjectName(newName, 'new backup name');
-    await this.operationDone('POST', this.base(name, backup), { ...opts, body: { name: newName } });
+    await this.operationDone('POST', this.base(name, backup), opts, { body: { name: newName } });
   }
 
   async delete(name: string, backup: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.operationDone('DELETE', this.base(name, backup), opts);
+    await this.operationDone('DELETE', this.base(name, backup), opts, {});
   }
 
-  /** The backup tarball as a stream that owns its connection. */
+  /**
+   * The backup tarball as a stream that owns its connection. The client's default timeout lasts
+   * until the answer begins; the caller's `timeout`, if any, covers the whole read.
+   */
   async export(name: string, backup: string, opts: LxdCallOptions = {}): Promise<Readable> {
-    const res = await this.transport.raw(this.req('GET', `${this.base(name, backup)}/export`, opts));
+    const res = await this.transport.raw(this.req('GET', `${this.base(name, backup)}/export`, opts, {}));
     return res.stream;
   }
 }

@@ -1,4 +1,6 @@
-import { path } from '@vmplane/common';
+import { callOptions, path } from '@vmplane/common';
+import { checkFingerprint } from '../images/validate.js';
+import { checkObjectName } from '../names.js';
 import type { LxdTransport } from '../transport.js';
 import type { Certificate, CertificateAddToken, CertificatePut, CertificatesPost } from '../types/api.js';
 import type { LxdCallOptions } from './base.js';
@@ -11,7 +13,7 @@ export class Certificates extends Collection<Certificate, CertificatesPost, Cert
   }
 
   protected override item(fingerprint: string): string {
-    return this.base + path`/${fingerprint}`;
+    return this.base + path`/${checkFingerprint(fingerprint, 'fingerprint')}`;
   }
 
   /**
@@ -22,15 +24,15 @@ export class Certificates extends Collection<Certificate, CertificatesPost, Cert
     name: string,
     opts: LxdCallOptions & { projects?: string[]; restricted?: boolean } = {},
   ): Promise<{ token: string; operationId: string }> {
+    checkObjectName(name, 'certificate name');
     const r = await this.transport.request<{
       id: string;
       metadata: CertificateAddToken & { secret?: string; fingerprint?: string; addresses?: string[] };
     }>({
       method: 'POST',
       path: this.base,
-      body: { name, type: 'client', token: true, projects: opts.projects, restricted: opts.restricted },
-      signal: opts.signal,
-      timeout: opts.timeout,
+      body: { name, type: 'client', token: true, projects: opts?.projects, restricted: opts?.restricted },
+      ...callOptions(opts),
       project: null,
     });
     const meta = r.metadata.metadata;
@@ -49,6 +51,6 @@ export class Certificates extends Collection<Certificate, CertificatesPost, Cert
 
   /** Pending trust tokens are operations; cancelling one revokes it. */
   async revokeToken(operationId: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('DELETE', path`/1.0/operations/${operationId}`, { ...opts, project: undefined });
+    await this.call('DELETE', path`/1.0/operations/${operationId}`, opts, { project: null });
   }
 }

@@ -5,27 +5,27 @@ import { type LxdCallOptions, namesFromUrls, Resource, type UpdateOptions } from
 /** Clustering. A standalone server answers `enabled: false` and an empty member list. */
 export class ClusterResource extends Resource {
   async get(opts: LxdCallOptions = {}): Promise<ClusterInfo> {
-    return this.read<ClusterInfo>('/1.0/cluster', opts);
+    return this.read<ClusterInfo>('/1.0/cluster', opts, {});
   }
 
   async update(put: ClusterPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.operationDone('PUT', '/1.0/cluster', { ...opts, body: put });
+    await this.operationDone('PUT', '/1.0/cluster', opts, { body: put, etag: opts?.etag });
   }
 
   async memberNames(opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', '/1.0/cluster/members', opts));
+    return namesFromUrls(await this.call<string[]>('GET', '/1.0/cluster/members', opts, {}));
   }
 
   async members(opts: LxdCallOptions = {}): Promise<ClusterMember[]> {
-    return this.call('GET', '/1.0/cluster/members', { ...opts, query: { recursion: 1 } });
+    return this.call('GET', '/1.0/cluster/members', opts, { query: { recursion: 1 } });
   }
 
   async member(name: string, opts: LxdCallOptions = {}): Promise<ClusterMember> {
-    return this.read<ClusterMember>(path`/1.0/cluster/members/${name}`, opts);
+    return this.read<ClusterMember>(path`/1.0/cluster/members/${name}`, opts, {});
   }
 
   async updateMember(name: string, put: ClusterMemberPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PUT', path`/1.0/cluster/members/${name}`, { ...opts, body: put });
+    await this.call('PUT', path`/1.0/cluster/members/${name}`, opts, { body: put, etag: opts?.etag });
   }
 
   /** Whether this server is part of a cluster. */

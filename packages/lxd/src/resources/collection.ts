@@ -4,7 +4,7 @@ import {
   found,
   type ListOptions,
   type LxdCallOptions,
-  listQuery,
+  listParts,
   namesFromUrls,
   Resource,
   type UpdateOptions,
@@ -29,50 +29,45 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
     return this.base + path`/${checkObjectName(name, `${this.noun} name`)}`;
   }
 
-  protected scope(opts: ListOptions): LxdCallOptions {
-    return opts.allProjects ? { ...opts, project: undefined } : opts;
-  }
-
   /** Names only (recursion=0). */
   async names(opts: ListOptions = {}): Promise<string[]> {
-    const urls = await this.call<string[]>('GET', this.base, { ...this.scope(opts), query: listQuery(opts, 0) });
-    return namesFromUrls(urls);
+    return namesFromUrls(await this.call<string[]>('GET', this.base, opts, listParts(opts, 0)));
   }
 
   /** Full objects (recursion=1). */
   async list(opts: ListOptions = {}): Promise<T[]> {
-    return this.call<T[]>('GET', this.base, { ...this.scope(opts), query: listQuery(opts, 1) });
+    return this.call<T[]>('GET', this.base, opts, listParts(opts, 1));
   }
 
   /** One object; its ETag is kept for `etagOf`. */
   async get(name: string, opts: LxdCallOptions = {}): Promise<T> {
-    return this.read<T>(this.item(name), opts);
+    return this.read<T>(this.item(name), opts, {});
   }
 
-  exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
+  async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
     return found(this.get(name, opts));
   }
 
   async create(body: TCreate, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('POST', this.base, { ...opts, body });
+    await this.call('POST', this.base, opts, { body });
   }
 
   /** Replaces the writable fields; pass `etag` to fail with 412 if it changed meanwhile. */
   async update(name: string, body: TPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PUT', this.item(name), { ...opts, body });
+    await this.call('PUT', this.item(name), opts, { body, etag: opts?.etag });
   }
 
   /** Merges the given fields into the object. */
   async patch(name: string, body: Partial<TPut>, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PATCH', this.item(name), { ...opts, body });
+    await this.call('PATCH', this.item(name), opts, { body, etag: opts?.etag });
   }
 
   async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkObjectName(newName, `new ${this.noun} name`);
-    await this.call('POST', this.item(name), { ...opts, body: { name: newName } });
+    await this.call('POST', this.item(name), opts, { body: { name: newName } });
   }
 
   async delete(name: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('DELETE', this.item(name), opts);
+    await this.call('DELETE', this.item(name), opts, {});
   }
 }

@@ -3,11 +3,11 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join, posix, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, path, withDeadline } from '@vmplane/common';
+import { callOptions, InvalidArgumentError, NotFoundError, path, ServerError, withDeadline } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { checkInstanceName, checkInstancePath } from '../names.js';
 import { SftpSession, type SftpTransferOptions, type SftpWriteOptions } from '../sftp/session.js';
-import { type LxdCallOptions, Resource } from './base.js';
+import { checkContent, type LxdCallOptions, Resource } from './base.js';
 
 export type FileType = 'file' | 'directory' | 'symlink';
 
@@ -70,15 +70,10 @@ export class InstanceFiles extends Resource {
    * LXD 5.0 gives a relative symlink target joined onto the link's directory (`sub/f` reads `/dir/sub/f`).
    */
   async pull(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<InstanceFile> {
-    const res = await this.transport.raw(
-      this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
-    );
+    const res = await this.#get(name, filePath, opts);
     const headers = fileHeaders(res.headers);
     const body = await res.buffer();
-    if (headers.type === 'directory') {
-      const envelope = JSON.parse(body.toString('utf8')) as { metadata: string[] | null };
-      return { ...headers, type: 'directory', entries: envelope.metadata ?? [] };
-    }
+    if (headers.type === 'directory') return { ...headers, type: 'directory', entries: directoryEntries(body) };
     if (headers.type === 'symlink') return { ...headers, type: 'symlink', target: body.toString('utf8') };
     return { ...headers, type: 'file', content: body };
   }
@@ -89,10 +84,16 @@ export class InstanceFiles extends Resource {
     filePath: string,
     opts: LxdCallOptions = {},
   ): Promise<FileHeaders & { stream: Readable }> {
-    const res = await this.transport.raw(
-      this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
-    );
+    const res = await this.#get(name, filePath, opts);
     return { ...fileHeaders(res.headers), stream: res.stream };
+  }
+
+  /**
+   * The files endpoint's GET. The client's default timeout lasts until the answer begins; reading
+   * the content is bounded only by the caller's `timeout` and `signal`.
+   */
+  #get(name: string, filePath: string, opts: LxdCallOptions) {
+    return this.transport.raw(this.req('GET', this.url(name), opts, { query: { path: checkInstancePath(filePath) } }));
   }
 
   /**
@@ -173,43 +174,52 @@ export class InstanceFiles extends Resource {
     });
   }
 
-  /** Writes a file (Buffer, string or stream), creates a directory, or makes a symlink (content = target). */
+  /**
+   * Writes a file (bytes: Buffer, Uint8Array or ArrayBuffer; a string; or a stream), creates a
+   * directory, or makes a symlink (content = target). A stream is read once and released
+   * (destroyed) if the daemon answers before it was sent whole.
+   */
   async push(
     name: string,
     filePath: string,
-    content: Buffer | string | Readable,
+    content: Buffer | Uint8Array | ArrayBuffer | string | Readable,
     opts: PushOptions = {},
   ): Promise<void> {
-    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
-    if (opts.mode !== undefined) headers['X-LXD-mode'] = octal(opts.mode);
-    if (opts.uid !== undefined) headers['X-LXD-uid'] = String(opts.uid);
-    if (opts.gid !== undefined) headers['X-LXD-gid'] = String(opts.gid);
-    if (opts.type) headers['X-LXD-type'] = opts.type;
-    if (opts.write) headers['X-LXD-write'] = opts.write;
-    await this.call('POST', this.url(name), {
-      ...opts,
-      query: { path: checkInstancePath(filePath) },
-      headers,
-      rawBody: content,
-      onUploadProgress: opts.onUploadProgress,
-    });
+    const url = this.url(name);
+    const query = { path: checkInstancePath(filePath) };
+    const rawBody = checkContent(content, 'content', { text: true });
+    const headers = pushHeaders(opts ?? {});
+    if (opts?.onUploadProgress !== undefined && typeof opts.onUploadProgress !== 'function') {
+      throw new InvalidArgumentError({
+        message: 'onUploadProgress must be a function',
+        argument: 'onUploadProgress',
+        backend: BACKEND,
+      });
+    }
+    await this.call('POST', url, opts, { query, headers, rawBody, onUploadProgress: opts?.onUploadProgress });
   }
 
-  /** Creates a directory (and, with `parents`, its missing parents). */
+  /** Creates a directory (and, with `parents`, its missing parents). The deadline covers all of them. */
   async mkdir(
     name: string,
     dirPath: string,
     opts: Omit<PushOptions, 'type' | 'write'> & { parents?: boolean } = {},
   ): Promise<void> {
     checkInstancePath(dirPath);
-    const dirs = opts.parents ? ancestors(dirPath) : [dirPath];
-    for (const dir of dirs) {
-      if (opts.parents) {
-        const exists = await this.stat(name, dir, opts).catch(() => undefined);
-        if (exists?.type === 'directory') continue;
+    const dirs = opts?.parents ? ancestors(dirPath) : [dirPath];
+    await withDeadline(callOptions(opts), BACKEND, async (d) => {
+      const each = { ...opts, signal: d.signal, timeout: undefined, type: 'directory' as const };
+      for (const dir of dirs) {
+        if (opts.parents) {
+          const exists = await this.stat(name, dir, each).catch((error: unknown) => {
+            if (error instanceof NotFoundError) return undefined;
+            throw error;
+          });
+          if (exists?.type === 'directory') continue;
+        }
+        await this.push(name, dir, '', each);
       }
-      await this.push(name, dir, '', { ...opts, type: 'directory' });
-    }
+    });
   }
 
   async symlink(
@@ -218,88 +228,136 @@ export class InstanceFiles extends Resource {
     target: string,
     opts: Omit<PushOptions, 'type' | 'write'> = {},
   ): Promise<void> {
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) {
+      throw new InvalidArgumentError({
+        message: 'A symlink target is a non-empty string without NUL',
+        argument: 'target',
+        backend: BACKEND,
+      });
+    }
     await this.push(name, linkPath, target, { ...opts, type: 'symlink' });
   }
 
   /** Type, ownership and mode without the content (the body is dropped unread). */
   async stat(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<FileHeaders> {
-    const res = await this.transport.raw(
-      this.req('GET', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } }),
-    );
-    res.stream.resume();
+    const res = await this.#get(name, filePath, opts);
+    const length = Number(res.headers['content-length']);
+    // A small body is read to keep the connection; a file's content is not worth reading.
+    if (Number.isFinite(length) && length <= 64 * 1024) await res.buffer();
+    else res.discard();
     return fileHeaders(res.headers);
   }
 
   async delete(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('DELETE', this.url(name), { ...opts, query: { path: checkInstancePath(filePath) } });
+    await this.call('DELETE', this.url(name), opts, { query: { path: checkInstancePath(filePath) } });
   }
 
   /** Copies a local directory tree into the instance (creating missing parents), keeping modes and symlinks. */
   async pushTree(name: string, localDir: string, remoteDir: string, opts: TreeOptions = {}): Promise<void> {
+    checkInstanceName(name);
     checkInstancePath(remoteDir);
-    const root = resolve(localDir);
-    const walk = async (local: string, remote: string): Promise<void> => {
-      const info = await lstat(local);
-      const mode = info.mode & 0o7777;
-      if (info.isSymbolicLink()) {
-        await this.symlink(name, remote, await readlink(local), opts);
-        opts.onEntry?.(remote, 'symlink');
-      } else if (info.isDirectory()) {
-        await this.push(name, remote, '', { ...opts, type: 'directory', mode });
-        opts.onEntry?.(remote, 'directory');
-        for (const entry of (await readdir(local)).sort()) await walk(join(local, entry), posix.join(remote, entry));
-      } else if (info.isFile()) {
-        await this.push(name, remote, createReadStream(local), { ...opts, mode });
-        opts.onEntry?.(remote, 'file');
-      }
-    };
-    const parent = posix.dirname(remoteDir);
-    if (parent !== '/') await this.mkdir(name, parent, { ...opts, parents: true });
-    await walk(root, remoteDir);
+    const root = resolve(checkLocalPath(localDir));
+    await withDeadline(callOptions(opts), BACKEND, async (d) => {
+      const call: LxdCallOptions = { signal: d.signal, project: opts.project };
+      const walk = async (local: string, remote: string): Promise<void> => {
+        const info = await lstat(local);
+        const mode = info.mode & 0o7777;
+        if (info.isSymbolicLink()) {
+          await this.symlink(name, remote, await readlink(local), call);
+          opts.onEntry?.(remote, 'symlink');
+        } else if (info.isDirectory()) {
+          await this.push(name, remote, '', { ...call, type: 'directory', mode });
+          opts.onEntry?.(remote, 'directory');
+          for (const entry of (await readdir(local)).sort()) await walk(join(local, entry), posix.join(remote, entry));
+        } else if (info.isFile()) {
+          // push releases the stream whatever happens, an early answer included.
+          await this.push(name, remote, createReadStream(local, { highWaterMark: CHUNK }), { ...call, mode });
+          opts.onEntry?.(remote, 'file');
+        }
+      };
+      const parent = posix.dirname(remoteDir);
+      if (parent !== '/') await this.mkdir(name, parent, { ...call, parents: true });
+      await walk(root, remoteDir);
+    });
   }
 
   /** Copies a directory tree out of the instance. Entry names that would escape `localDir` are refused. */
   async pullTree(name: string, remoteDir: string, localDir: string, opts: TreeOptions = {}): Promise<void> {
+    checkInstanceName(name);
     checkInstancePath(remoteDir);
-    const root = resolve(localDir);
-    const walk = async (remote: string, local: string): Promise<void> => {
-      const inside = relative(root, local);
-      if (inside.startsWith('..') || inside.split(sep).includes('..')) {
-        throw new InvalidArgumentError({
-          message: `Entry ${remote} would be written outside ${root}`,
-          argument: 'path',
-          backend: 'lxd',
-        });
-      }
-      const head = await this.pullStream(name, remote, opts);
-      if (head.type === 'directory') {
-        const envelope = JSON.parse((await readAll(head.stream)).toString('utf8')) as { metadata: string[] | null };
-        await mkdir(local, { recursive: true, mode: head.mode });
-        opts.onEntry?.(remote, 'directory');
-        for (const entry of envelope.metadata ?? []) {
-          if (entry === '' || entry === '.' || entry === '..' || entry.includes('/')) {
-            throw new InvalidArgumentError({
-              message: `Refusing directory entry ${JSON.stringify(entry)}`,
-              argument: 'path',
-              backend: 'lxd',
-            });
-          }
-          await walk(posix.join(remote, entry), join(local, entry));
+    const root = resolve(checkLocalPath(localDir));
+    await withDeadline(callOptions(opts), BACKEND, async (d) => {
+      const call: LxdCallOptions = { signal: d.signal, project: opts.project };
+      const walk = async (remote: string, local: string): Promise<void> => {
+        const inside = relative(root, local);
+        if (inside.startsWith('..') || inside.split(sep).includes('..')) {
+          throw new InvalidArgumentError({
+            message: `Entry ${remote} would be written outside ${root}`,
+            argument: 'path',
+            backend: BACKEND,
+          });
         }
-      } else if (head.type === 'symlink') {
-        // LXD 5.0 answers a relative target joined onto the link's directory; a target inside the
-        // copied tree is made relative again so that the local copy stands on its own.
-        const target = (await readAll(head.stream)).toString('utf8');
-        const insideTree = target === remoteDir || target.startsWith(`${remoteDir.replace(/\/$/, '')}/`);
-        await symlink(insideTree ? posix.relative(posix.dirname(remote), target) : target, local);
-        opts.onEntry?.(remote, 'symlink');
-      } else {
-        await writeBatched(head.stream, local, head.mode);
-        opts.onEntry?.(remote, 'file');
-      }
-    };
-    await walk(remoteDir, root);
+        const head = await this.pullStream(name, remote, call);
+        if (head.type === 'directory') {
+          const entries = directoryEntries(await readAll(head.stream));
+          await mkdir(local, { recursive: true, mode: head.mode });
+          opts.onEntry?.(remote, 'directory');
+          for (const entry of entries) {
+            if (entry === '' || entry === '.' || entry === '..' || entry.includes('/')) {
+              throw new InvalidArgumentError({
+                message: `Refusing directory entry ${JSON.stringify(entry)}`,
+                argument: 'path',
+                backend: BACKEND,
+              });
+            }
+            await walk(posix.join(remote, entry), join(local, entry));
+          }
+        } else if (head.type === 'symlink') {
+          // LXD 5.0 answers a relative target joined onto the link's directory; a target inside the
+          // copied tree is made relative again so that the local copy stands on its own.
+          const target = (await readAll(head.stream)).toString('utf8');
+          const insideTree = target === remoteDir || target.startsWith(`${remoteDir.replace(/\/$/, '')}/`);
+          await symlink(insideTree ? posix.relative(posix.dirname(remote), target) : target, local);
+          opts.onEntry?.(remote, 'symlink');
+        } else {
+          await writeBatched(head.stream, local, head.mode);
+          opts.onEntry?.(remote, 'file');
+        }
+      };
+      await walk(remoteDir, root);
+    });
   }
+}
+
+function checkLocalPath(value: unknown): string {
+  if (typeof value !== 'string' || value === '' || value.includes('\0')) {
+    throw new InvalidArgumentError({
+      message: 'A local path is a non-empty string',
+      argument: 'localDir',
+      backend: BACKEND,
+    });
+  }
+  return value;
+}
+
+/** A directory's entry names, from the envelope LXD answers a directory GET with. */
+function directoryEntries(body: Buffer): string[] {
+  let metadata: unknown;
+  try {
+    metadata = (JSON.parse(body.toString('utf8')) as { metadata?: unknown }).metadata;
+  } catch (error) {
+    throw new ServerError({
+      status: 200,
+      message: 'LXD listed a directory in something that is not JSON',
+      backend: BACKEND,
+      cause: error,
+    });
+  }
+  if (metadata === null || metadata === undefined) return [];
+  if (!Array.isArray(metadata) || metadata.some((e) => typeof e !== 'string')) {
+    throw new ServerError({ status: 200, message: 'LXD listed a directory in an unexpected shape', backend: BACKEND });
+  }
+  return metadata as string[];
 }
 
 function ancestors(p: string): string[] {
@@ -309,9 +367,50 @@ function ancestors(p: string): string[] {
 
 function octal(mode: number): string {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-    throw new InvalidArgumentError({ message: `Invalid mode ${mode}`, argument: 'mode', backend: 'lxd' });
+    throw new InvalidArgumentError({ message: `Invalid mode ${String(mode)}`, argument: 'mode', backend: BACKEND });
   }
   return mode.toString(8).padStart(4, '0');
+}
+
+const FILE_TYPES: readonly string[] = ['file', 'directory', 'symlink'];
+const WRITE_MODES: readonly string[] = ['overwrite', 'append'];
+
+/** The X-LXD-* headers of a push, each option checked before anything is sent. */
+function pushHeaders(opts: PushOptions): Record<string, string> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+  if (opts.mode !== undefined) headers['X-LXD-mode'] = octal(opts.mode);
+  for (const [key, header] of [
+    ['uid', 'X-LXD-uid'],
+    ['gid', 'X-LXD-gid'],
+  ] as const) {
+    const id = opts[key];
+    if (id === undefined) continue;
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+      throw new InvalidArgumentError({ message: `Invalid ${key} ${String(id)}`, argument: key, backend: BACKEND });
+    }
+    headers[header] = String(id);
+  }
+  if (opts.type !== undefined) {
+    if (!FILE_TYPES.includes(opts.type)) {
+      throw new InvalidArgumentError({
+        message: `Invalid file type ${String(opts.type)}`,
+        argument: 'type',
+        backend: BACKEND,
+      });
+    }
+    headers['X-LXD-type'] = opts.type;
+  }
+  if (opts.write !== undefined) {
+    if (!WRITE_MODES.includes(opts.write)) {
+      throw new InvalidArgumentError({
+        message: `Invalid write ${String(opts.write)}`,
+        argument: 'write',
+        backend: BACKEND,
+      });
+    }
+    headers['X-LXD-write'] = opts.write;
+  }
+  return headers;
 }
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -330,6 +429,7 @@ function fileHeaders(headers: Record<string, string | string[] | undefined>): Fi
 }
 
 const BATCH = 4 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
 
 /**
  * Writes a download to a file in few large writev calls, overlapping the next read with the

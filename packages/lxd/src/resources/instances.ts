@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, path } from '@vmplane/common';
+import { callOptions, InvalidArgumentError, path, withDeadline } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
-import { checkInstanceName } from '../names.js';
+import { checkInstanceName, checkObjectName } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import type {
@@ -17,11 +17,13 @@ import type {
 } from '../types/api.js';
 import { InstanceBackups } from './backups.js';
 import {
+  checkContent,
   found,
   type ListOptions,
   type LxdCallOptions,
-  listQuery,
+  listParts,
   namesFromUrls,
+  type RequestParts,
   Resource,
   type UpdateOptions,
 } from './base.js';
@@ -95,70 +97,71 @@ export class Instances extends Resource {
     return path`/1.0/instances/${checkInstanceName(name)}`;
   }
 
-  private scope(opts: ListOptions): LxdCallOptions {
-    return opts.allProjects ? { ...opts, project: undefined } : opts;
-  }
-
   /** Names only. */
-  async names(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<string[]> {
-    const urls = await this.call<string[]>('GET', '/1.0/instances', {
-      ...this.scope(opts),
-      query: { ...listQuery(opts, 0), 'instance-type': opts.type },
-    });
-    return namesFromUrls(urls);
+  async names(opts: InstanceListOptions = {}): Promise<string[]> {
+    return namesFromUrls(await this.call<string[]>('GET', '/1.0/instances', opts, instanceList(opts, 0)));
   }
 
   /** Instances with their configuration (recursion=1). */
-  async list(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<Instance[]> {
-    return this.call('GET', '/1.0/instances', {
-      ...this.scope(opts),
-      query: { ...listQuery(opts, 1), 'instance-type': opts.type },
-    });
+  async list(opts: InstanceListOptions = {}): Promise<Instance[]> {
+    return this.call('GET', '/1.0/instances', opts, instanceList(opts, 1));
   }
 
   /** Instances with state, snapshots and backups in one call (recursion=2). */
-  async listFull(opts: ListOptions & { type?: 'container' | 'virtual-machine' } = {}): Promise<InstanceFull[]> {
-    return this.call('GET', '/1.0/instances', {
-      ...this.scope(opts),
-      query: { ...listQuery(opts, 2), 'instance-type': opts.type },
-    });
+  async listFull(opts: InstanceListOptions = {}): Promise<InstanceFull[]> {
+    return this.call('GET', '/1.0/instances', opts, instanceList(opts, 2));
   }
 
   /** One instance; `etagOf(result)` gives the ETag for a later update. */
   async get(name: string, opts: LxdCallOptions = {}): Promise<Instance> {
-    return this.read<Instance>(this.item(name), opts);
+    return this.read<Instance>(this.item(name), opts, {});
   }
 
   /** One instance with state, snapshots and backups. */
   async getFull(name: string, opts: LxdCallOptions = {}): Promise<InstanceFull> {
-    return this.read<InstanceFull>(this.item(name), { ...opts, query: { recursion: 1 } });
+    return this.read<InstanceFull>(this.item(name), opts, { query: { recursion: 1 } });
   }
 
-  exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
+  async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
     return found(this.get(name, opts));
   }
 
   /** Creates an instance; the operation's wait() resolves when it exists (stopped, unless `start`). */
   async create(req: InstanceCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
+    if (typeof req !== 'object' || req === null) {
+      throw new InvalidArgumentError({ message: 'create takes an object', argument: 'req', backend: BACKEND });
+    }
     checkInstanceName(req.name);
-    return this.operation('POST', '/1.0/instances', { ...opts, body: { source: { type: 'none' }, ...req } });
+    return this.operation('POST', '/1.0/instances', opts, { body: { source: { type: 'none' }, ...req } });
   }
 
   /** Creates an instance from an image on this server or another (LXD or SimpleStreams). */
-  createFromImage(
+  async createFromImage(
     name: string,
     image: ImageSourceRef,
     extra: Omit<InstanceCreate, 'name' | 'source'> = {},
     opts: LxdCallOptions = {},
   ): Promise<LxdOperation> {
-    if (!image.alias && !image.fingerprint) {
+    if (typeof image !== 'object' || image === null || (!image.alias && !image.fingerprint)) {
       throw new InvalidArgumentError({
         message: 'image needs an alias or a fingerprint',
         argument: 'image',
         backend: BACKEND,
       });
     }
-    const source: InstanceSource = { type: 'image', ...image };
+    const source: InstanceSource = { type: 'image' };
+    for (const key of ['alias', 'fingerprint', 'server', 'protocol', 'secret', 'certificate'] as const) {
+      const value = image[key];
+      if (value === undefined) continue;
+      if (typeof value !== 'string') {
+        throw new InvalidArgumentError({
+          message: `image.${key} must be a string`,
+          argument: 'image',
+          backend: BACKEND,
+        });
+      }
+      source[key] = value;
+    }
     if (image.server) source.mode = 'pull';
     return this.create({ ...extra, name, source }, opts);
   }
@@ -169,7 +172,7 @@ export class Instances extends Resource {
    * (LXD does not fill them in for snapshot copies).
    */
   async copy(source: string, name: string, opts: CopyOptions = {}): Promise<LxdOperation> {
-    const [instance, snapshot, ...rest] = source.split('/');
+    const [instance, snapshot, ...rest] = typeof source === 'string' ? source.split('/') : [];
     checkInstanceName(instance, 'source');
     checkInstanceName(name);
     if (rest.length > 0 || snapshot === '') {
@@ -179,80 +182,70 @@ export class Instances extends Resource {
         backend: BACKEND,
       });
     }
-    const { instanceOnly, stateful, config, profiles, ...callOpts } = opts;
-    const from: Instance | InstanceSnapshot =
-      snapshot === undefined
-        ? await this.get(instance as string, callOpts)
-        : await this.snapshots.get(instance as string, snapshot, callOpts);
-    const req: InstanceCreate = {
-      name,
-      architecture: from.architecture,
-      config: { ...from.config, ...config },
-      devices: from.devices,
-      ephemeral: from.ephemeral,
-      profiles: profiles ?? from.profiles,
-      source: { type: 'copy', source, instance_only: instanceOnly ?? false, live: stateful ?? false },
-    };
-    // Volatile keys name the source's MACs and idmaps; LXD regenerates them for the copy.
-    for (const key of Object.keys(req.config ?? {})) if (key.startsWith('volatile.')) delete req.config?.[key];
-    return this.create(req, callOpts);
+    const { instanceOnly, stateful, config, profiles } = opts;
+    return withDeadline(callOptions(opts), BACKEND, async (d) => {
+      const callOpts = { ...scopeOf(opts), signal: d.signal };
+      const from: Instance | InstanceSnapshot =
+        snapshot === undefined
+          ? await this.get(instance as string, callOpts)
+          : await this.snapshots.get(instance as string, snapshot, callOpts);
+      const req: InstanceCreate = {
+        name,
+        architecture: from.architecture,
+        config: { ...from.config, ...config },
+        devices: from.devices,
+        ephemeral: from.ephemeral,
+        profiles: profiles ?? from.profiles,
+        source: { type: 'copy', source, instance_only: instanceOnly ?? false, live: stateful ?? false },
+      };
+      // Volatile keys name the source's MACs and idmaps; LXD regenerates them for the copy.
+      for (const key of Object.keys(req.config ?? {})) if (key.startsWith('volatile.')) delete req.config?.[key];
+      return this.create(req, callOpts);
+    });
   }
 
   /** Replaces the writable fields; with `etag`, fails with 412 if the instance changed since it was read. */
   async update(name: string, put: InstancePut, opts: UpdateOptions = {}): Promise<void> {
-    await this.operationDone('PUT', this.item(name), { ...opts, body: put });
+    await this.operationDone('PUT', this.item(name), opts, { body: put, etag: opts?.etag });
   }
 
   /** Merges the given fields (config keys, devices) into the instance. */
   async patch(name: string, put: Partial<InstancePut>, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PATCH', this.item(name), { ...opts, body: put });
+    await this.call('PATCH', this.item(name), opts, { body: put, etag: opts?.etag });
   }
 
   async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkInstanceName(newName, 'newName');
-    await this.operationDone('POST', this.item(name), { ...opts, body: { name: newName } });
+    await this.operationDone('POST', this.item(name), opts, { body: { name: newName } });
   }
 
-  /** Deletes the instance; with `force`, stops it first if it runs. */
+  /** Deletes the instance; with `force`, stops it first if it runs. The deadline covers all of it. */
   async delete(name: string, opts: LxdCallOptions & { force?: boolean } = {}): Promise<void> {
-    const { force, ...rest } = opts;
-    if (force) {
-      // The instance itself carries its status: GET .../state would make LXD collect network,
-      // disk and cgroup figures of a running instance (~40 ms) only to read one field.
-      const instance = await this.get(name, rest);
-      if (instance.status !== 'Stopped') await this.stop(name, { ...rest, force: true });
-    }
-    await this.operationDone('DELETE', this.item(name), rest);
+    const item = this.item(name);
+    await withDeadline(callOptions(opts), BACKEND, async (d) => {
+      const call = { ...scopeOf(opts), signal: d.signal };
+      if (opts.force) {
+        // The instance itself carries its status: GET .../state would make LXD collect network,
+        // disk and cgroup figures of a running instance (~40 ms) only to read one field.
+        const instance = await this.get(name, call);
+        if (instance.status !== 'Stopped') await this.stop(name, { ...call, force: true });
+      }
+      await this.operationDone('DELETE', item, call, {});
+    });
   }
 
   async state(name: string, opts: LxdCallOptions = {}): Promise<InstanceState> {
-    return this.call('GET', `${this.item(name)}/state`, opts);
+    return this.call('GET', `${this.item(name)}/state`, opts, {});
   }
 
   /** Changes the power state; returns the operation unwaited. */
   async setState(name: string, action: StateAction, opts: StateOptions = {}): Promise<LxdOperation> {
-    if (!ACTIONS.includes(action)) {
-      return Promise.reject(
-        new InvalidArgumentError({
-          message: `Unknown state action ${JSON.stringify(action)}; use ${ACTIONS.join(', ')}`,
-          argument: 'action',
-          backend: BACKEND,
-        }),
-      );
-    }
-    const { stopTimeout, force, stateful, ...rest } = opts;
-    const body: InstanceStatePut = {
-      action,
-      timeout: stopTimeout ?? -1,
-      force: force ?? false,
-      stateful: stateful ?? false,
-    };
-    return this.operation('PUT', `${this.item(name)}/state`, { ...rest, body });
+    return this.operation('PUT', `${this.item(name)}/state`, opts, { body: stateBody(action, opts) });
   }
 
+  /** A state change waited for: the caller's deadline covers the request and the wait. */
   private async changeState(name: string, action: StateAction, opts: StateOptions): Promise<Operation> {
-    const op = await this.setState(name, action, opts);
-    return op.wait({ signal: opts.signal });
+    return this.operationDone('PUT', `${this.item(name)}/state`, opts, { body: stateBody(action, opts) });
   }
 
   async start(name: string, opts: StateOptions = {}): Promise<void> {
@@ -295,14 +288,46 @@ export class Instances extends Resource {
    * Creates an instance from a backup tarball (`lxc import`). The name inside the backup is used
    * unless `name` is given.
    */
-  importBackup(
-    backup: Buffer | Readable,
+  async importBackup(
+    backup: Buffer | Uint8Array | ArrayBuffer | Readable,
     opts: LxdCallOptions & { name?: string; pool?: string } = {},
   ): Promise<LxdOperation> {
-    const { name, pool, ...rest } = opts;
+    const rawBody = checkContent(backup, 'backup', { text: false });
     const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
-    if (name) headers['X-LXD-name'] = checkInstanceName(name);
-    if (pool) headers['X-LXD-pool'] = pool;
-    return this.operation('POST', '/1.0/instances', { ...rest, headers, rawBody: backup });
+    if (opts?.name !== undefined) headers['X-LXD-name'] = checkInstanceName(opts.name);
+    if (opts?.pool !== undefined) headers['X-LXD-pool'] = checkObjectName(opts.pool, 'pool');
+    return this.operation('POST', '/1.0/instances', opts, { headers, rawBody });
   }
+}
+
+export type InstanceListOptions = ListOptions & { type?: 'container' | 'virtual-machine' };
+
+function instanceList(opts: InstanceListOptions, recursion: number): RequestParts {
+  return listParts(opts, recursion, { 'instance-type': opts?.type });
+}
+
+/** The caller's signal, timeout and project, and nothing else of its bag. */
+function scopeOf(opts: LxdCallOptions): LxdCallOptions {
+  const out: LxdCallOptions = callOptions(opts);
+  if (opts?.project !== undefined) out.project = opts.project;
+  return out;
+}
+
+function stateBody(action: StateAction, opts: StateOptions): InstanceStatePut {
+  if (!ACTIONS.includes(action)) {
+    throw new InvalidArgumentError({
+      message: `Unknown state action ${JSON.stringify(action)}; use ${ACTIONS.join(', ')}`,
+      argument: 'action',
+      backend: BACKEND,
+    });
+  }
+  const { stopTimeout, force, stateful } = opts ?? {};
+  if (stopTimeout !== undefined && !Number.isInteger(stopTimeout)) {
+    throw new InvalidArgumentError({
+      message: 'stopTimeout is a whole number of seconds (-1 for none)',
+      argument: 'stopTimeout',
+      backend: BACKEND,
+    });
+  }
+  return { action, timeout: stopTimeout ?? -1, force: force === true, stateful: stateful === true };
 }

@@ -5,12 +5,19 @@ import { type LxdCallOptions, namesFromUrls, Resource } from './base.js';
 /** An instance's log files (lxc.log, console.log, exec records). */
 export class InstanceLogs extends Resource {
   async list(name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', path`/1.0/instances/${checkInstanceName(name)}/logs`, opts));
+    return namesFromUrls(
+      await this.call<string[]>('GET', path`/1.0/instances/${checkInstanceName(name)}/logs`, opts, {}),
+    );
   }
 
   async get(name: string, file: string, opts: LxdCallOptions = {}): Promise<string> {
     const res = await this.transport.raw(
-      this.req('GET', path`/1.0/instances/${checkInstanceName(name)}/logs/${checkObjectName(file, 'log file')}`, opts),
+      this.req(
+        'GET',
+        path`/1.0/instances/${checkInstanceName(name)}/logs/${checkObjectName(file, 'log file')}`,
+        opts,
+        {},
+      ),
     );
     return res.text();
   }
@@ -20,6 +27,7 @@ export class InstanceLogs extends Resource {
       'DELETE',
       path`/1.0/instances/${checkInstanceName(name)}/logs/${checkObjectName(file, 'log file')}`,
       opts,
+      {},
     );
   }
 }

@@ -10,11 +10,11 @@ export class Networks extends Collection<Network, NetworksPost & { name: string 
 
   /** DHCP leases of a managed network (the gateway's own entries included). */
   async leases(name: string, opts: LxdCallOptions = {}): Promise<NetworkLease[]> {
-    return this.call('GET', `${this.item(name)}/leases`, opts);
+    return this.call('GET', `${this.item(name)}/leases`, opts, {});
   }
 
   /** Link state, addresses and counters. */
   async state(name: string, opts: LxdCallOptions = {}): Promise<NetworkState> {
-    return this.call('GET', `${this.item(name)}/state`, opts);
+    return this.call('GET', `${this.item(name)}/state`, opts, {});
   }
 }

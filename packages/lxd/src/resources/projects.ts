@@ -8,8 +8,8 @@ export class Projects extends Collection<Project, ProjectsPost & { name: string 
     super(transport, '/1.0/projects', 'project');
   }
 
-  /** Resource usage against the project's limits. */
+  /** Resource usage against the project's limits (projects themselves are in no project). */
   async state(name: string, opts: LxdCallOptions = {}): Promise<ProjectState> {
-    return this.call('GET', `${this.item(name)}/state`, { ...opts, project: undefined });
+    return this.call('GET', `${this.item(name)}/state`, opts, { project: null });
   }
 }

@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from '@vmplane/common';
+import { BACKEND } from '../errors.js';
 import type { Resources, Server as ServerInfo, ServerPut, ServerUntrusted } from '../types/api.js';
 import { type LxdCallOptions, Resource, type UpdateOptions } from './base.js';
 
@@ -25,26 +27,26 @@ export interface TrustRequest extends LxdCallOptions {
 export class ServerResource extends Resource {
   /** The server's configuration and environment; an untrusted client gets the public subset. */
   async get(opts: LxdCallOptions = {}): Promise<ServerInfo> {
-    return this.read<ServerInfo>('/1.0', opts);
+    return this.read<ServerInfo>('/1.0', opts, {});
   }
 
   /** The public view any client gets, trusted or not. */
   async untrusted(opts: LxdCallOptions = {}): Promise<ServerUntrusted> {
-    return this.call<ServerUntrusted>('GET', '/1.0', { ...opts, query: { public: '' } });
+    return this.call<ServerUntrusted>('GET', '/1.0', opts, { query: { public: '' } });
   }
 
   async update(put: ServerPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PUT', '/1.0', { ...opts, body: put });
+    await this.call('PUT', '/1.0', opts, { body: put, etag: opts?.etag });
   }
 
   /** Merges config keys; `null`-free partial updates are the safe way to change one key. */
   async patch(put: Partial<ServerPut>, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PATCH', '/1.0', { ...opts, body: put });
+    await this.call('PATCH', '/1.0', opts, { body: put, etag: opts?.etag });
   }
 
   /** Hardware of the host: CPU, memory, GPUs, NICs, disks, PCI/USB. */
   async resources(opts: LxdCallOptions = {}): Promise<Resources> {
-    return this.call('GET', '/1.0/resources', opts);
+    return this.call('GET', '/1.0/resources', opts, {});
   }
 
   async connectionInfo(opts: LxdCallOptions = {}): Promise<ConnectionInfo> {
@@ -63,11 +65,13 @@ export class ServerResource extends Resource {
 
   /** Adds this client's TLS certificate to the server's trust store with a password or token. */
   async trust(req: TrustRequest): Promise<void> {
-    const { password, name, ...opts } = req;
-    await this.call('POST', '/1.0/certificates', {
-      ...opts,
-      project: undefined,
-      body: { type: 'client', password, name },
+    if (typeof req?.password !== 'string') {
+      throw new InvalidArgumentError({ message: 'password must be a string', argument: 'password', backend: BACKEND });
+    }
+    // The trust store is outside projects.
+    await this.call('POST', '/1.0/certificates', req, {
+      body: { type: 'client', password: req.password, name: req.name },
+      project: null,
     });
   }
 }

@@ -19,49 +19,47 @@ export class InstanceSnapshots extends Resource {
   }
 
   async names(name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts));
+    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts, {}));
   }
 
   async list(name: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot[]> {
-    return this.call('GET', this.base(name), { ...opts, query: { recursion: 1 } });
+    return this.call('GET', this.base(name), opts, { query: { recursion: 1 } });
   }
 
   async get(name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot> {
-    return this.read<InstanceSnapshot>(this.base(name, snapshot), opts);
+    return this.read<InstanceSnapshot>(this.base(name, snapshot), opts, {});
   }
 
   /** Takes a snapshot and waits for it. */
   async create(name: string, req: SnapshotCreate, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(req.name, 'snapshot name');
-    await this.operationDone('POST', this.base(name), { ...opts, body: req });
+    checkObjectName(req?.name, 'snapshot name');
+    await this.operationDone('POST', this.base(name), opts, { body: req });
   }
 
   /** Takes a snapshot, returning the operation unwaited. */
   async createOperation(name: string, req: SnapshotCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
-    checkObjectName(req.name, 'snapshot name');
-    return this.operation('POST', this.base(name), { ...opts, body: req });
+    checkObjectName(req?.name, 'snapshot name');
+    return this.operation('POST', this.base(name), opts, { body: req });
   }
 
   async update(name: string, snapshot: string, put: InstanceSnapshotPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.operationDone('PUT', this.base(name, snapshot), { ...opts, body: put });
+    await this.operationDone('PUT', this.base(name, snapshot), opts, { body: put, etag: opts?.etag });
   }
 
   async rename(name: string, snapshot: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkObjectName(newName, 'new snapshot name');
-    await this.operationDone('POST', this.base(name, snapshot), { ...opts, body: { name: newName } });
+    await this.operationDone('POST', this.base(name, snapshot), opts, { body: { name: newName } });
   }
 
   async delete(name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.operationDone('DELETE', this.base(name, snapshot), opts);
+    await this.operationDone('DELETE', this.base(name, snapshot), opts, {});
   }
 
   /** Rolls the instance back to the snapshot (PUT on the instance with `restore`). */
   async restore(name: string, snapshot: string, opts: LxdCallOptions & { stateful?: boolean } = {}): Promise<void> {
     checkObjectName(snapshot, 'snapshot name');
-    const { stateful, ...rest } = opts;
-    await this.operationDone('PUT', path`/1.0/instances/${checkInstanceName(name)}`, {
-      ...rest,
-      body: { restore: snapshot, stateful: stateful ?? false },
+    await this.operationDone('PUT', path`/1.0/instances/${checkInstanceName(name)}`, opts, {
+      body: { restore: snapshot, stateful: opts?.stateful === true },
     });
   }
 }

@@ -15,7 +15,7 @@ import type {
 import {
   type ListOptions,
   type LxdCallOptions,
-  listQuery,
+  listParts,
   namesFromUrls,
   Resource,
   type UpdateOptions,
@@ -39,7 +39,7 @@ export class StoragePools extends Collection<
 
   /** Space and inode usage of a pool. */
   async resources(name: string, opts: LxdCallOptions = {}): Promise<ResourcesStoragePool> {
-    return this.call('GET', `${this.item(name)}/resources`, opts);
+    return this.call('GET', `${this.item(name)}/resources`, opts, {});
   }
 }
 
@@ -62,39 +62,37 @@ export class StorageVolumes extends Resource {
 
   /** `type/name` entries of every volume in the pool. */
   async names(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<string[]> {
-    const urls = await this.call<string[]>('GET', this.base(pool, opts.type), { ...opts, query: listQuery(opts, 0) });
-    return namesFromUrls(urls);
+    return namesFromUrls(await this.call<string[]>('GET', this.base(pool, opts?.type), opts, listParts(opts, 0)));
   }
 
   async list(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<StorageVolume[]> {
-    return this.call('GET', this.base(pool, opts.type), { ...opts, query: listQuery(opts, 1) });
+    return this.call('GET', this.base(pool, opts?.type), opts, listParts(opts, 1));
   }
 
   async get(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<StorageVolume> {
-    return this.read<StorageVolume>(this.base(pool, type, name), opts);
+    return this.read<StorageVolume>(this.base(pool, type, name), opts, {});
   }
 
   /** Creates a custom volume (filesystem by default). */
   async create(pool: string, volume: StorageVolumesPost & { name: string }, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(volume.name, 'volume name');
-    await this.call('POST', this.base(pool, 'custom'), {
-      ...opts,
+    checkObjectName(volume?.name, 'volume name');
+    await this.call('POST', this.base(pool, 'custom'), opts, {
       body: { type: 'custom', content_type: 'filesystem', ...volume },
     });
   }
 
   /** Copies a custom volume, within a pool or across pools. */
   async copy(pool: string, source: string, target: string, opts: VolumeCopyOptions = {}): Promise<void> {
+    checkObjectName(source, 'source volume name');
     checkObjectName(target, 'volume name');
-    const op = await this.maybeOperation('POST', this.base(pool, 'custom'), {
-      ...opts,
+    const sourcePool = opts?.sourcePool === undefined ? pool : checkObjectName(opts.sourcePool, 'sourcePool');
+    await this.maybeOperationDone('POST', this.base(pool, 'custom'), opts, {
       body: {
         name: target,
         type: 'custom',
-        source: { type: 'copy', name: source, pool: opts.sourcePool ?? pool, volume_only: opts.volumeOnly ?? false },
+        source: { type: 'copy', name: source, pool: sourcePool, volume_only: opts?.volumeOnly === true },
       },
     });
-    await op?.wait({ signal: opts.signal });
   }
 
   async update(
@@ -104,7 +102,7 @@ export class StorageVolumes extends Resource {
     put: StorageVolumePut,
     opts: UpdateOptions = {},
   ): Promise<void> {
-    await this.call('PUT', this.base(pool, type, name), { ...opts, body: put });
+    await this.call('PUT', this.base(pool, type, name), opts, { body: put, etag: opts?.etag });
   }
 
   async patch(
@@ -114,18 +112,16 @@ export class StorageVolumes extends Resource {
     put: Partial<StorageVolumePut>,
     opts: UpdateOptions = {},
   ): Promise<void> {
-    await this.call('PATCH', this.base(pool, type, name), { ...opts, body: put });
+    await this.call('PATCH', this.base(pool, type, name), opts, { body: put, etag: opts?.etag });
   }
 
   async rename(pool: string, name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkObjectName(newName, 'new volume name');
-    const op = await this.maybeOperation('POST', this.base(pool, 'custom', name), { ...opts, body: { name: newName } });
-    await op?.wait({ signal: opts.signal });
+    await this.maybeOperationDone('POST', this.base(pool, 'custom', name), opts, { body: { name: newName } });
   }
 
   async delete(pool: string, type: StorageVolumeType, name: string, opts: LxdCallOptions = {}): Promise<void> {
-    const op = await this.maybeOperation('DELETE', this.base(pool, type, name), opts);
-    await op?.wait({ signal: opts.signal });
+    await this.maybeOperationDone('DELETE', this.base(pool, type, name), opts, {});
   }
 
   async state(
@@ -134,18 +130,17 @@ export class StorageVolumes extends Resource {
     name: string,
     opts: LxdCallOptions = {},
   ): Promise<StorageVolumeState> {
-    return this.call('GET', `${this.base(pool, type, name)}/state`, opts);
+    return this.call('GET', `${this.base(pool, type, name)}/state`, opts, {});
   }
 
   /** Snapshots of a volume. */
   async snapshotNames(pool: string, name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', `${this.base(pool, 'custom', name)}/snapshots`, opts));
+    return namesFromUrls(await this.call<string[]>('GET', `${this.base(pool, 'custom', name)}/snapshots`, opts, {}));
   }
 
   async createSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<void> {
     checkObjectName(snapshot, 'snapshot name');
-    await this.operationDone('POST', `${this.base(pool, 'custom', name)}/snapshots`, {
-      ...opts,
+    await this.operationDone('POST', `${this.base(pool, 'custom', name)}/snapshots`, opts, {
       body: { name: snapshot },
     });
   }
@@ -156,10 +151,14 @@ export class StorageVolumes extends Resource {
     snapshot: string,
     opts: LxdCallOptions = {},
   ): Promise<StorageVolumeSnapshot> {
-    return this.read<StorageVolumeSnapshot>(`${this.base(pool, 'custom', name)}/snapshots${path`/${snapshot}`}`, opts);
+    return this.read<StorageVolumeSnapshot>(this.snapshot(pool, name, snapshot), opts, {});
   }
 
   async deleteSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.operationDone('DELETE', `${this.base(pool, 'custom', name)}/snapshots${path`/${snapshot}`}`, opts);
+    await this.operationDone('DELETE', this.snapshot(pool, name, snapshot), opts, {});
+  }
+
+  private snapshot(pool: string, name: string, snapshot: string): string {
+    return `${this.base(pool, 'custom', name)}/snapshots${path`/${checkObjectName(snapshot, 'snapshot name')}`}`;
   }
 }
