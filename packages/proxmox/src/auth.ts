@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { InvalidArgumentError, UnauthorizedError } from '@vmplane/common';
 import { BACKEND, TfaRequiredError } from './errors.js';
 import { checkRealm, checkTokenId, checkUserid } from './ids.js';
@@ -136,6 +137,13 @@ export class TicketAuth implements Authenticator {
   /** Forgets the session; the next call logs in again. */
   logout(): void {
     this.#session = undefined;
+  }
+
+  // `inspect(auth, { showHidden: true, getters: true })` would call `session` and print the
+  // ticket: printing an authenticator shows who it is and whether it has a session, nothing more.
+  [inspect.custom](): string {
+    const state = this.#session ? 'a session' : 'no session';
+    return `TicketAuth { username: ${JSON.stringify(this.#username)}, ${state}, logins: ${this.logins}, renewals: ${this.renewals} }`;
   }
 
   #ensure(): Promise<Session> {

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import {
   apiErrorFromStatus,
   type CallOptions,
@@ -92,6 +93,11 @@ export class ConsoleConnection {
 
   send(data: string | Uint8Array): void {
     this.#socket.send(data);
+  }
+
+  // Printed with getters, the socket would show its URL and the VNC ticket in it.
+  [inspect.custom](): string {
+    return `ConsoleConnection { readyState: ${this.#socket.readyState}, queued: ${this.#queue.length} }`;
   }
 
   close(): void {

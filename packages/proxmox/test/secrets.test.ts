@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { inspect } from 'node:util';
+import { format, inspect } from 'node:util';
 import {
   ConnectionError,
   OperationFailedError,
@@ -28,6 +28,26 @@ function serialise(error: unknown): string {
   return parts.join('\n');
 }
 
+/** Every way a user could print an object: inspect (all of it, getters called), %o, JSON. */
+function printed(value: unknown): string {
+  const seen = new WeakSet<object>();
+  const json = JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return String(v);
+    if (v && typeof v === 'object') {
+      if (seen.has(v)) return '[seen]';
+      seen.add(v);
+    }
+    return v;
+  });
+  return [
+    inspect(value, { showHidden: true, depth: Number.POSITIVE_INFINITY, getters: true }),
+    inspect(value),
+    format('%o', value),
+    format('%j', value),
+    json ?? '',
+  ].join('\n');
+}
+
 /** Runs `call`, expects it to throw, and returns the thrown error. */
 async function thrown(call: () => Promise<unknown>): Promise<unknown> {
   try {
@@ -38,7 +58,7 @@ async function thrown(call: () => Promise<unknown>): Promise<unknown> {
   assert.fail('expected the call to throw');
 }
 
-test('no password, ticket, CSRF token, token secret or VNC ticket in any error or log line', async () => {
+test('no password, ticket, CSRF token, token secret or VNC ticket in any error, log line or printed object', async () => {
   const password = 'pw-Secret-7f3a9c';
   const tokenSecret = '5b0c7e0e-6d1f-4d8a-9f37-0c2a4e51b7d3';
   const s = await sim({
@@ -141,6 +161,53 @@ test('no password, ticket, CSRF token, token secret or VNC ticket in any error o
   nowhere.close();
 
   assert.equal(errors.length, 12);
+
+  // The public objects themselves, idle and with requests in flight, and a console open.
+  const printedObjects: string[][] = [];
+  const print = (...items: Array<[string, unknown]>) => {
+    for (const [where, o] of items) printedObjects.push([where, printed(o)]);
+  };
+  const collect = (when: string) => {
+    const vm100 = pve.qemu('pve1', 100);
+    print(
+      [`${when} password client`, pve],
+      [`${when} password transport`, pve.transport],
+      [`${when} ticket auth`, pve.transport.auth],
+      [`${when} token client`, tok],
+      [`${when} token transport`, tok.transport],
+      [`${when} token auth`, tok.transport.auth],
+      [`${when} tasks`, pve.tasks],
+      [`${when} task`, task],
+      [`${when} cluster`, pve.cluster],
+      [`${when} nodes`, pve.nodes],
+      [`${when} node`, pve.node('pve1')],
+      [`${when} storage`, pve.node('pve1').storage('local')],
+      [`${when} vm`, vm100],
+      [`${when} agent`, vm100.agent],
+      [`${when} snapshots`, vm100.snapshots],
+      [`${when} cache`, pve.cache],
+      [`${when} stats`, pve.stats],
+    );
+  };
+  collect('idle');
+  s.faults.latency = 150;
+  const inFlight = [
+    pve.nodes.list({ fresh: true }),
+    pve.qemu('pve1', 101).updateConfig({ description: 'in flight' }),
+    tok.cluster.resources({ fresh: true }),
+  ];
+  await new Promise((r) => setTimeout(r, 50));
+  collect('in flight');
+  await Promise.all(inFlight);
+  s.faults.latency = 0;
+  const consoleProxy = await vm.vncProxy();
+  secrets.add(consoleProxy.ticket);
+  const conn = await vm.vncWebSocket(consoleProxy);
+  print(['open console', conn]);
+  const view = await pve.cluster.view({ fresh: true });
+  print(['cluster view', view]);
+  conn.close();
+  await view.enriched;
   assert.ok(
     logger.lines.some((l) => l.startsWith('warn ')),
     'retries were logged',
@@ -149,7 +216,11 @@ test('no password, ticket, CSRF token, token secret or VNC ticket in any error o
     logger.lines.some((l) => l.startsWith('info ')),
     're-login was logged',
   );
-  const haystacks = [...errors.map((e, i) => [`error ${i}`, serialise(e)]), ['logs', logger.lines.join('\n')]];
+  const haystacks = [
+    ...errors.map((e, i) => [`error ${i}`, `${serialise(e)}\n${printed(e)}`]),
+    ...printedObjects,
+    ['logs', logger.lines.join('\n')],
+  ];
   for (const [where, text] of haystacks) {
     for (const secret of secrets) {
       assert.ok(!text?.includes(secret), `${where} contains a secret (${secret.slice(0, 6)}...):\n${text}`);

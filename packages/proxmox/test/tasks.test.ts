@@ -53,16 +53,59 @@ test('the log streams as an AsyncIterable until the task ends', async () => {
   );
 });
 
-test('abort and timeout mid-wait', async () => {
+test('abort and timeout mid-wait end the wait, not the task, and name the task', async () => {
   const s = await sim({ nodes: 1, guests, taskDuration: 60_000 });
   const pve = tokenClient(s);
   const task = await pve.qemu('pve1', 100).start();
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 50);
-  await assert.rejects(task.wait({ signal: controller.signal, interval: 10 }), AbortError);
-  await assert.rejects(task.wait({ timeout: 50, interval: 10 }), TimeoutError);
+  const names = (Kind: typeof AbortError | typeof TimeoutError) => (e: unknown) => {
+    assert.ok(e instanceof Kind, String(e));
+    assert.equal(e.operationId, task.upid);
+    assert.equal(e.sent, true);
+    assert.ok(e.message.includes(task.upid), e.message);
+    assert.equal(e.backend, 'proxmox');
+    return true;
+  };
+  await assert.rejects(task.wait({ signal: controller.signal, interval: 10 }), names(AbortError));
+  await assert.rejects(task.wait({ timeout: 50, interval: 10 }), names(TimeoutError));
+  // Following the log, too.
+  const follow = new AbortController();
+  setTimeout(() => follow.abort(), 50);
+  await assert.rejects(
+    (async () => {
+      for await (const _ of task.follow({ signal: follow.signal, interval: 10 })) {
+        // read on
+      }
+    })(),
+    names(AbortError),
+  );
   assert.equal((await task.status()).status, 'running');
   await task.stop();
+});
+
+test('an agent command that outlives its call: the TimeoutError names the pid that runs on', async () => {
+  const s = await sim({
+    nodes: 1,
+    guests: [{ vmid: 100, node: 'pve1', status: 'running', config: { agent: '1' } }],
+  });
+  const pve = tokenClient(s);
+  const agent = pve.qemu('pve1', 100).agent;
+  // exec answers at once; the simulated guest's sleep outlasts the deadline.
+  await assert.rejects(agent.execute(['sleep', '30'], { timeout: 150, interval: 10 }), (e: unknown) => {
+    assert.ok(e instanceof TimeoutError, String(e));
+    assert.match(e.operationId ?? '', /^pid \d+$/);
+    assert.equal(e.sent, true);
+    return true;
+  });
+  // Timed out before the command started: nothing to name.
+  s.faults.latency = 300;
+  await assert.rejects(agent.execute(['true'], { timeout: 50 }), (e: unknown) => {
+    assert.ok(e instanceof TimeoutError);
+    assert.equal(e.operationId, undefined);
+    return true;
+  });
+  s.faults.latency = 0;
 });
 
 test('the simulator recorded no schema violations from this client', () => {
