@@ -28,6 +28,7 @@ interface PackedManifest {
   license?: string;
   main?: string;
   types?: string;
+  files?: string[];
   bin?: Record<string, string>;
   exports?: unknown;
   repository?: { type?: string; url?: string; directory?: string };
@@ -163,12 +164,16 @@ describe('the packages as published: packed from a clean clone, installed into a
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  test('each tarball holds the built dist/, its types, README, LICENSE and no tests', () => {
+  test('each tarball holds the built dist/, its types, README, LICENSE, all it lists in files, and no tests', () => {
     const problems: string[] = [];
     for (const name of PACKAGES) {
       const p = packed.get(name)!;
       for (const f of ['dist/index.js', 'dist/index.d.ts', 'README.md', 'LICENSE', 'package.json'])
         if (!p.files.includes(f)) problems.push(`@vmplane/${name} lacks ${f}`);
+      // What `files` lists must have made it in: a file or folder missing from the clone is dropped silently.
+      for (const listed of p.manifest.files ?? [])
+        if (!p.files.some((f) => f === listed || f.startsWith(`${listed}/`)))
+          problems.push(`@vmplane/${name} lists ${listed} in files, but the tarball has none of it`);
       for (const f of p.files)
         if (/(^|\/)(test|bench|\.cache)\//.test(f) || /\.test\.[cm]?[jt]s$/.test(f))
           problems.push(`@vmplane/${name} ships ${f}`);
