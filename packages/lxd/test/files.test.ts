@@ -1,12 +1,44 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { InvalidArgumentError, type LxdClient, NotFoundError } from '@vmplane/lxd';
-import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AbortError,
+  ConnectionError,
+  InvalidArgumentError,
+  LxdClient,
+  LxdError,
+  NotFoundError,
+  TimeoutError,
+} from '@vmplane/lxd';
+import { connect, createInstance, PREFIX, removeInstance, uniqueName } from './support/lxd.js';
+import { SocketProxy } from './support/socket-proxy.js';
+
+/** Resolves once the stream has closed, or fails after `ms`. */
+async function closedWithin(stream: ReadStream, ms: number): Promise<void> {
+  if (stream.closed) return;
+  await Promise.race([
+    new Promise<void>((resolve) => stream.once('close', () => resolve())),
+    sleep(ms).then(() => {
+      throw new Error(`stream still open after ${ms} ms`);
+    }),
+  ]);
+}
+
+/** How many of this process's open file descriptors refer to `path`. */
+async function openDescriptorsOf(path: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target === path) n++;
+  }
+  return n;
+}
 
 describe('files', () => {
   let lxd: LxdClient;
@@ -117,5 +149,96 @@ describe('files', () => {
       await assert.rejects(lxd.instances.files.push(name, bad, 'x'), InvalidArgumentError);
     }
     await assert.rejects(lxd.instances.files.push(name, '/root/m', 'x', { mode: 0o17777 }), InvalidArgumentError);
+  });
+
+  test('a pushed stream is released when LXD answers before reading it all (missing instance, refused path)', async () => {
+    const big = join(local, 'early.bin');
+    await writeFile(big, randomBytes(16 * 1024 * 1024));
+    await lxd.instances.files.mkdir(name, '/root/a-directory');
+    const cases: [string, string, (e: unknown) => boolean][] = [
+      [`${PREFIX}missing-0`, '/root/x', (e) => e instanceof NotFoundError],
+      [name, '/root/a-directory', (e) => e instanceof LxdError],
+      [name, '/no/such/dir/x', (e) => e instanceof LxdError],
+    ];
+    for (const [instance, target, expected] of cases) {
+      const stream = createReadStream(big);
+      await assert.rejects(lxd.instances.files.push(instance, target, stream), expected, `${instance}:${target}`);
+      await closedWithin(stream, 2_000);
+      assert.ok(stream.bytesRead < 16 * 1024 * 1024, 'LXD answered before the upload was done');
+    }
+    assert.equal(await openDescriptorsOf(big), 0);
+    // pushTree opens its files itself: none stays open when one of its pushes is refused early.
+    const tree = join(local, 'early-tree');
+    await mkdir(join(tree, 'sub'), { recursive: true });
+    const inTree = join(tree, 'sub', 'big.bin');
+    await writeFile(inTree, randomBytes(16 * 1024 * 1024));
+    await lxd.instances.files.mkdir(name, '/root/early-tree/sub/big.bin', { parents: true });
+    await assert.rejects(lxd.instances.files.pushTree(name, tree, '/root/early-tree'), LxdError);
+    await sleep(200);
+    assert.equal(await openDescriptorsOf(inTree), 0, 'no descriptor of the tree file is left open');
+  });
+
+  test("a download stream's deadline is the caller's: the client's default timeout ends when the answer begins", async () => {
+    const content = randomBytes(4 * 1024 * 1024);
+    await lxd.instances.files.push(name, '/root/slow.bin', content);
+    const short = await LxdClient.connect({ timeout: 300 });
+    try {
+      const pulled = await short.instances.files.pullStream(name, '/root/slow.bin');
+      const chunks: Buffer[] = [];
+      let slept = 0;
+      for await (const c of pulled.stream) {
+        chunks.push(c as Buffer);
+        const t0 = performance.now();
+        // About 1 ms per 4 KiB: the 4 MiB take a second, whatever size the chunks come in.
+        await sleep(Math.max(5, (c as Buffer).length / 4096));
+        slept += performance.now() - t0;
+      }
+      assert.ok(slept > 3 * 300, `the read lasted longer than the default timeout (${Math.round(slept)} ms asleep)`);
+      assert.ok(Buffer.concat(chunks).equals(content), 'the whole content arrived');
+
+      // The caller's own limits still hold while reading.
+      const controller = new AbortController();
+      const aborted = await short.instances.files.pullStream(name, '/root/slow.bin', { signal: controller.signal });
+      await assert.rejects(
+        (async () => {
+          for await (const _ of aborted.stream) {
+            controller.abort();
+            await sleep(15);
+          }
+        })(),
+        AbortError,
+      );
+      const timed = await short.instances.files.pullStream(name, '/root/slow.bin', { timeout: 200 });
+      await assert.rejects(
+        (async () => {
+          for await (const c of timed.stream) await sleep(Math.max(5, (c as Buffer).length / 4096));
+        })(),
+        TimeoutError,
+      );
+    } finally {
+      short.close();
+    }
+  });
+
+  test('a download cut mid-stream fails with a ConnectionError, not a bare Error', async () => {
+    const content = randomBytes(8 * 1024 * 1024);
+    await lxd.instances.files.push(name, '/root/cut.bin', content);
+    const proxy = await SocketProxy.start();
+    const viaProxy = await LxdClient.connect({ socketPath: proxy.path });
+    try {
+      const pulled = await viaProxy.instances.files.pullStream(name, '/root/cut.bin');
+      await assert.rejects(
+        (async () => {
+          for await (const _ of pulled.stream) {
+            proxy.cutAll();
+            await sleep(10);
+          }
+        })(),
+        (e: unknown) => e instanceof ConnectionError && e.sent,
+      );
+    } finally {
+      viaProxy.close();
+      await proxy.close();
+    }
   });
 });

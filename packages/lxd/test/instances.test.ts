@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  AbortError,
   etagOf,
   InvalidArgumentError,
-  type LxdClient,
+  LxdClient,
   LxdError,
   NotFoundError,
   PreconditionFailedError,
   StatusCode,
   writable,
 } from '@vmplane/lxd';
+import { capturingLogger } from './support/capture.js';
 import { connect, IMAGE_ALIAS, PREFIX, removeInstance, uniqueName } from './support/lxd.js';
 
 describe('instances', () => {
@@ -153,7 +156,8 @@ describe('instances', () => {
     assert.deepEqual(await lxd.instances.backups.names(name), []);
     const restored = uniqueName('restored');
     created.push(restored);
-    await (await lxd.instances.importBackup(tarball, { name: restored })).wait();
+    // Any bytes will do: a Uint8Array that is not a Buffer, as a browser-style caller has.
+    await (await lxd.instances.importBackup(new Uint8Array(tarball), { name: restored })).wait();
     await lxd.instances.start(restored);
     const kept = await lxd.instances.files.pull(restored, '/root/kept');
     assert.equal(kept.type === 'file' && kept.content.toString(), 'in the backup');
@@ -190,5 +194,134 @@ describe('instances', () => {
       NotFoundError,
     );
     assert.equal(await lxd.instances.exists(noImage), false, 'a failed create leaves no instance');
+  });
+
+  /**
+   * Interruptions say what may have happened. An AbortError with `sent: false` means nothing
+   * reached the daemon, so no instance may appear; one that names an operation points at work
+   * that goes on in the daemon. Checked at moments chosen by the client's own progress (before
+   * anything, as the answer begins, while waiting) and at fixed delays that land anywhere.
+   */
+  test('an aborted create or start says whether it was sent and which operation it started', async () => {
+    type Outcome = { name: string; error: unknown; at: string };
+    const outcomes: Outcome[] = [];
+    const create = async (at: string, abortWhen: (controller: AbortController) => (() => void) | undefined) => {
+      const name = uniqueName('abort');
+      created.push(name);
+      const controller = new AbortController();
+      const stop = abortWhen(controller);
+      try {
+        const op = await client.instances.createFromImage(
+          name,
+          { alias: IMAGE_ALIAS },
+          {},
+          { signal: controller.signal },
+        );
+        await op.wait({ signal: controller.signal });
+        outcomes.push({ name, error: undefined, at });
+      } catch (error) {
+        outcomes.push({ name, error, at });
+      } finally {
+        stop?.();
+      }
+    };
+    // Aborts the controller the moment the transport sees the answer to `method` begin.
+    let onAnswer: ((method: string, path: string) => void) | undefined;
+    const logger = capturingLogger((line) => {
+      if (line.message === 'lxd request') onAnswer?.(String(line.fields.method), String(line.fields.path));
+    });
+    const client = await LxdClient.connect({ logger });
+    try {
+      await create('before anything', (c) => {
+        c.abort();
+        return undefined;
+      });
+      await create('as the POST is answered', (c) => {
+        onAnswer = (method) => method === 'POST' && c.abort();
+        return () => {
+          onAnswer = undefined;
+        };
+      });
+      for (const ms of [0, 2, 5, 10, 20, 40, 80, 160]) {
+        await create(`after ${ms} ms`, (c) => {
+          const timer = setTimeout(() => c.abort(), ms);
+          return () => clearTimeout(timer);
+        });
+      }
+      // Starts of a stopped instance: before anything, as the PUT is answered, and at delays.
+      const target = uniqueName('abortstart');
+      created.push(target);
+      await (await client.instances.createFromImage(target, { alias: IMAGE_ALIAS })).wait();
+      const starts: { error: unknown; at: string }[] = [];
+      const start = async (at: string, abortWhen: (c: AbortController) => (() => void) | undefined) => {
+        await client.instances.stop(target, { force: true }).catch(() => {});
+        const controller = new AbortController();
+        const stop = abortWhen(controller);
+        try {
+          await client.instances.start(target, { signal: controller.signal });
+          starts.push({ error: undefined, at });
+        } catch (error) {
+          starts.push({ error, at });
+        } finally {
+          stop?.();
+        }
+        const e = starts.at(-1)?.error;
+        if (e instanceof AbortError) {
+          // Let what was started finish before looking.
+          await sleep(1_500);
+          const status = (await client.instances.get(target)).status;
+          if (!e.sent) assert.equal(status, 'Stopped', `start aborted ${at}: said not sent, yet it started`);
+          if (e.operationId) assert.equal(status, 'Running', `start aborted ${at}: its operation did not run`);
+        }
+      };
+      await start('before anything', (c) => {
+        c.abort();
+        return undefined;
+      });
+      await start('as the PUT is answered', (c) => {
+        onAnswer = (method, path) => method === 'PUT' && path.endsWith('/state') && c.abort();
+        return () => {
+          onAnswer = undefined;
+        };
+      });
+      for (const ms of [0, 3, 10, 30]) {
+        await start(`after ${ms} ms`, (c) => {
+          const timer = setTimeout(() => c.abort(), ms);
+          return () => clearTimeout(timer);
+        });
+      }
+      for (const { error, at } of starts) {
+        if (error === undefined) continue;
+        assert.ok(error instanceof AbortError, `start ${at}: ${String(error)}`);
+      }
+      const first = starts[0]?.error;
+      assert.ok(first instanceof AbortError && !first.sent && first.operationId === undefined);
+      const answered = starts[1]?.error;
+      assert.ok(answered instanceof AbortError && answered.sent, 'aborted as the answer began: sent');
+      assert.match(answered.operationId ?? '', /^[0-9a-f-]{36}$/, 'and the operation it started is named');
+      assert.match(answered.message, new RegExp(`operation ${answered.operationId} had started`));
+
+      // Whatever a create's POST started has ended by now; then each outcome is checked.
+      await sleep(3_000);
+      for (const { name, error, at } of outcomes) {
+        const exists = await client.instances.exists(name);
+        if (error === undefined) {
+          assert.ok(exists, `create ${at} succeeded, yet there is no instance`);
+          continue;
+        }
+        assert.ok(error instanceof AbortError, `create ${at}: ${String(error)}`);
+        if (!error.sent) assert.equal(exists, false, `create aborted ${at}: said not sent, yet the instance exists`);
+        if (error.operationId) {
+          assert.ok(exists, `create aborted ${at}: named operation ${error.operationId}, yet no instance`);
+          assert.match(error.message, /had started and may still run/);
+        } else if (error.sent) assert.match(error.message, /had been sent/);
+      }
+      const none = outcomes[0]?.error;
+      assert.ok(none instanceof AbortError && !none.sent, 'aborted before anything: not sent');
+      const known = outcomes[1]?.error;
+      assert.ok(known instanceof AbortError && known.sent && known.operationId, 'aborted as the POST was answered');
+    } finally {
+      client.close();
+    }
   });
 });

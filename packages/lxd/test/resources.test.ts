@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   etagOf,
   InvalidArgumentError,
-  type LxdClient,
+  LxdClient,
   LxdError,
   NotFoundError,
   OperationFailedError,
@@ -16,6 +16,7 @@ import {
 } from '@vmplane/lxd';
 import { makeCertificate } from './support/certs.js';
 import { connect, IMAGE_ALIAS, removeInstance, removeLeftoverLogs, uniqueName } from './support/lxd.js';
+import { SocketProxy } from './support/socket-proxy.js';
 
 describe('resource families', () => {
   let lxd: LxdClient;
@@ -168,6 +169,51 @@ describe('resource families', () => {
       removeLeftoverLogs(inst);
       scoped.close();
       await lxd.projects.delete(current).catch(() => {});
+    }
+  });
+
+  test('no project means none: all projects from a client with a default project, and objects outside projects', async () => {
+    const project = uniqueName('noproj');
+    const inst = uniqueName('inproj');
+    const proxy = await SocketProxy.start();
+    const scoped = await LxdClient.connect({ socketPath: proxy.path, project });
+    try {
+      await lxd.projects.create({
+        name: project,
+        config: { 'features.images': 'false', 'features.profiles': 'false' },
+      });
+      await (await scoped.instances.createFromImage(inst, { alias: IMAGE_ALIAS })).wait();
+      proxy.requests.length = 0;
+      // LXD refuses all-projects together with a project (400): nothing but all-projects is sent.
+      const everywhere = await scoped.instances.list({ allProjects: true });
+      assert.ok(everywhere.some((i) => i.name === inst && i.project === project));
+      assert.ok((await scoped.instances.names({ allProjects: true })).includes(inst));
+      assert.ok(Array.isArray(await scoped.operations.list({ allProjects: true })));
+      assert.equal((await scoped.projects.state(project)).resources.instances?.Usage, 1);
+      assert.equal((await scoped.projects.get(project)).name, project);
+      assert.ok((await scoped.projects.names()).includes(project));
+      assert.ok(Array.isArray(await scoped.certificates.names()));
+      // The default project still applies where it should.
+      assert.deepEqual(await scoped.instances.names(), [inst]);
+      const lines = proxy.requests.filter((r) => !r.startsWith('GET /1.0/operations/'));
+      assert.deepEqual(lines, [
+        'GET /1.0/instances?recursion=1&all-projects=true',
+        'GET /1.0/instances?all-projects=true',
+        'GET /1.0/operations?recursion=1&all-projects=true',
+        `GET /1.0/projects/${project}/state`,
+        `GET /1.0/projects/${project}`,
+        'GET /1.0/projects',
+        'GET /1.0/certificates',
+        `GET /1.0/instances?project=${project}`,
+      ]);
+      await assert.rejects(scoped.instances.list({ allProjects: true, project }), InvalidArgumentError);
+      await scoped.instances.delete(inst);
+    } finally {
+      await scoped.instances.delete(inst, { force: true }).catch(() => {});
+      removeLeftoverLogs(inst);
+      scoped.close();
+      await proxy.close();
+      await lxd.projects.delete(project).catch(() => {});
     }
   });
 

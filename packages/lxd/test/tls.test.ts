@@ -4,9 +4,59 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ConnectionError, ForbiddenError, LxdClient, NotFoundError } from '@vmplane/lxd';
+import { format, inspect } from 'node:util';
+import {
+  AbortError,
+  ConnectionError,
+  FingerprintMismatchError,
+  ForbiddenError,
+  LxdClient,
+  LxdOperation,
+  NotFoundError,
+  type Operation,
+  OperationFailedError,
+  SimpleStreamsClient,
+  TimeoutError,
+  TlsVerificationError,
+} from '@vmplane/lxd';
 import { makeCertificate } from './support/certs.js';
-import { connect, uniqueName } from './support/lxd.js';
+import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
+import { type CountingTlsServer, startCountingTlsServer } from './support/tls-server.js';
+
+/** Everything an error exposes: message, stack, own and hidden properties, causes, JSON. */
+function serialiseError(error: unknown): string {
+  const parts = [inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true })];
+  if (error instanceof Error) {
+    parts.push(String(error.stack), error.message);
+    const own: Record<string, unknown> = {};
+    for (const key of Object.getOwnPropertyNames(error)) own[key] = (error as unknown as Record<string, unknown>)[key];
+    parts.push(JSON.stringify(own, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    if (error.cause !== undefined) parts.push(serialiseError(error.cause));
+  }
+  parts.push(JSON.stringify(error) ?? '');
+  return parts.join('\n');
+}
+
+/** Every way a user prints an object: inspect (plain and deep with hidden fields), %o, JSON, String. */
+function serialiseObject(value: unknown): string {
+  return [
+    inspect(value),
+    inspect(value, { depth: Number.POSITIVE_INFINITY, showHidden: true }),
+    format('%o', value),
+    format('%j', value),
+    JSON.stringify(value) ?? '',
+    String(value),
+  ].join('\n');
+}
+
+async function thrown(call: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await call();
+  } catch (error) {
+    return error;
+  }
+  assert.fail('expected the call to throw');
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -76,6 +126,81 @@ describe('TLS with a client certificate', () => {
     await assert.rejects(local.certificates.get(client.fingerprint), NotFoundError);
   });
 
+  test('no client key or websocket secret is reachable by printing a client, transport, operation or error', async () => {
+    const name = uniqueName('secrets');
+    const inst = uniqueName('secrets');
+    const client = await makeCertificate(dir, name);
+    await local.certificates.create({
+      type: 'client',
+      name,
+      certificate: Buffer.from(client.cert.replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64'),
+    });
+    const remote = await LxdClient.connect({
+      url: `https://${address}`,
+      cert: client.cert,
+      key: client.key,
+      serverCert,
+    });
+    try {
+      assert.equal(remote.isTrusted, true);
+      await createInstance(local, inst);
+      // An exec waiting for its websockets: its operation carries their secrets.
+      const answer = await remote.transport.request<Operation>({
+        method: 'POST',
+        path: `/1.0/instances/${inst}/exec`,
+        body: { command: ['true'], environment: {}, interactive: false, 'wait-for-websocket': true },
+      });
+      const op = new LxdOperation(remote.transport, answer.metadata);
+      const fds = op.websocketSecrets();
+      assert.ok(Object.keys(fds).length >= 2, 'the exec has websocket secrets');
+      const fdsByName = (op.initial.metadata as { fds?: Record<string, string> }).fds;
+      assert.equal(fdsByName?.control, fds.control, 'still readable by name');
+      const secrets = new Set<string>(Object.values(fds));
+      // The key's body, line by line (any one line found would be a leak).
+      for (const line of client.key.split('\n')) if (/^[A-Za-z0-9+/=]{40,}$/.test(line)) secrets.add(line);
+      assert.ok(secrets.size >= 3);
+
+      const errors: unknown[] = [];
+      errors.push(await thrown(() => op.wait({ timeout: 1 })));
+      assert.ok(errors.at(-1) instanceof TimeoutError);
+      errors.push(await thrown(() => op.settled({ signal: AbortSignal.abort() })));
+      assert.ok(errors.at(-1) instanceof AbortError);
+      errors.push(await thrown(() => remote.instances.get(uniqueName('missing'))));
+      assert.ok(errors.at(-1) instanceof NotFoundError);
+      errors.push(await thrown(() => op.websocket('not-the-secret')));
+      // Nobody connects: LXD gives up on the exec, a failed operation.
+      errors.push(await thrown(() => op.wait()));
+      assert.ok(errors.at(-1) instanceof OperationFailedError);
+      const final = await op.settled();
+
+      const objects: [string, unknown][] = [
+        ['client', remote],
+        ['transport', remote.transport],
+        ['instances', remote.instances],
+        ['operation', op],
+        ['operation.initial', op.initial],
+        ['operation.initial.metadata', op.initial.metadata],
+        ['final operation', final],
+        ['operation list', await local.operations.list().catch(() => [])],
+      ];
+      const haystacks: [string, string][] = [
+        ...errors.map((e, i): [string, string] => [`error ${i}`, serialiseError(e)]),
+        ...objects.map(([what, value]): [string, string] => [what, serialiseObject(value)]),
+      ];
+      for (const [where, text] of haystacks) {
+        for (const secret of secrets) {
+          assert.ok(!text.includes(secret), `${where} contains a secret (${secret.slice(0, 6)}...)`);
+          assert.ok(!text.includes(encodeURIComponent(secret)), `${where} contains an encoded secret`);
+        }
+        assert.doesNotMatch(text, /PRIVATE KEY/, `${where} mentions the private key`);
+      }
+    } finally {
+      remote.close();
+      await removeInstance(local, inst);
+      await local.certificates.delete(client.fingerprint).catch(() => {});
+    }
+  });
+
   test('a server whose certificate is not the pinned one is refused', async () => {
     const other = await makeCertificate(dir, uniqueName('notserver'));
     const client = await makeCertificate(dir, uniqueName('client'));
@@ -83,5 +208,77 @@ describe('TLS with a client certificate', () => {
       LxdClient.connect({ url: `https://${address}`, cert: client.cert, key: client.key, serverCert: other.cert }),
       ConnectionError,
     );
+  });
+});
+
+describe('TLS trust: one pinning, checked before anything is sent', () => {
+  let server: CountingTlsServer;
+  let dir: string;
+  let otherCert: string;
+  before(async () => {
+    server = await startCountingTlsServer();
+    dir = await mkdtemp(join(tmpdir(), 'vmpt-pin-'));
+    otherCert = (await makeCertificate(dir, uniqueName('other'))).cert;
+  });
+  after(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const reset = () => {
+    server.connections = 0;
+    server.handshakes = 0;
+    server.requests.length = 0;
+    server.upgrades.length = 0;
+  };
+
+  test('a pin mismatch is a final FingerprintMismatchError, a ConnectionError with nothing sent, for every kind of call', async () => {
+    const lxd = await LxdClient.connect({
+      url: server.url,
+      serverCert: otherCert,
+      skipGetServer: true,
+      retry: { attempts: 3, initial: 5, max: 10 },
+    });
+    const ss = new SimpleStreamsClient(server.url, { serverCert: otherCert, retry: { attempts: 3, initial: 5 } });
+    try {
+      const calls: [string, () => Promise<unknown>][] = [
+        ['GET', () => lxd.server.get()],
+        ['POST', () => lxd.profiles.create({ name: 'vmpt-pin' })],
+        ['websocket', () => lxd.transport.websocket('/1.0/events')],
+        ['upgrade', () => lxd.instances.files.sftp('vmpt-pin')],
+        ['SimpleStreams', () => ss.index()],
+      ];
+      for (const [what, call] of calls) {
+        reset();
+        await assert.rejects(call(), (e: unknown) => {
+          assert.ok(e instanceof FingerprintMismatchError, `${what}: ${String(e)}`);
+          assert.ok(e instanceof TlsVerificationError && e instanceof ConnectionError);
+          assert.equal(e.sent, false);
+          return true;
+        });
+        assert.equal(server.connections, 1, `${what}: one connection, not retried`);
+        assert.deepEqual(server.requests, [], `${what}: no request reached the server`);
+        assert.deepEqual(server.upgrades, [], `${what}: no upgrade reached the server`);
+      }
+    } finally {
+      lxd.close();
+      ss.close();
+    }
+  });
+
+  test('the pinned certificate alone is trusted; an unpinned self-signed one is a final TlsVerificationError', async () => {
+    reset();
+    const pinned = await LxdClient.connect({ url: server.url, serverCert: server.certificate });
+    assert.deepEqual(server.requests, ['GET /1.0']);
+    pinned.close();
+    const ss = new SimpleStreamsClient(server.url, { serverCert: server.certificate });
+    await ss.index();
+    ss.close();
+    reset();
+    await assert.rejects(
+      LxdClient.connect({ url: server.url, retry: { attempts: 3, initial: 5 } }),
+      (e: unknown) => e instanceof TlsVerificationError && !(e instanceof FingerprintMismatchError) && !e.sent,
+    );
+    assert.equal(server.connections, 1, 'not retried');
+    assert.deepEqual(server.requests, []);
   });
 });

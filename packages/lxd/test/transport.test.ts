@@ -71,8 +71,7 @@ describe('transport behaviour under faults', () => {
       retry: { attempts: opts.attempts ?? 4, initial: 5, max: 20 },
       logger: opts.logger,
     });
-  const openConnections = () =>
-    new Promise<number>((resolve) => server.getConnections((_e, count) => resolve(count)));
+  const openConnections = () => new Promise<number>((resolve) => server.getConnections((_e, count) => resolve(count)));
 
   test('reads retry through a 503 storm, with backoff, until an answer', async () => {
     reset();
@@ -120,7 +119,8 @@ describe('transport behaviour under faults', () => {
       }
       // Longer than anyone should wait: not retried, and the error says how long the server asked.
       reset();
-      handler = (_req, res) => json(res, 503, { type: 'error', error: 'busy', error_code: 503 }, { 'Retry-After': '120' });
+      handler = (_req, res) =>
+        json(res, 503, { type: 'error', error: 'busy', error_code: 503 }, { 'Retry-After': '120' });
       await assert.rejects(lxd.profiles.names(), (e: unknown) => e instanceof ServerError && e.retryAfter === 120);
       assert.equal(seen.length, 1);
       // A mutation is never repeated, yet its error keeps the server's figure.

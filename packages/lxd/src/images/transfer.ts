@@ -7,7 +7,7 @@ import { BACKEND } from '../errors.js';
 import { ChecksumMismatchError } from './errors.js';
 
 /** Image bytes to upload: in memory, a stream (read once), or a file on this machine. */
-export type ImageData = Buffer | Uint8Array | Readable | { path: string };
+export type ImageData = Buffer | Uint8Array | ArrayBuffer | Readable | { path: string };
 
 /** How far a transfer is: bytes so far and, when known, the total. */
 export interface TransferProgress {
@@ -42,8 +42,12 @@ function isReadable(value: unknown): value is Readable {
 
 /** Checks and opens upload data; refuses what is not bytes before anything is sent. */
 export async function openData(data: unknown, argument: string): Promise<OpenedData> {
-  if (Buffer.isBuffer(data) || data instanceof Uint8Array) {
-    const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (Buffer.isBuffer(data) || data instanceof Uint8Array || data instanceof ArrayBuffer) {
+    const buffer = Buffer.isBuffer(data)
+      ? data
+      : data instanceof ArrayBuffer
+        ? Buffer.from(data)
+        : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     return {
       size: buffer.length,
       buffer,
@@ -86,7 +90,7 @@ export async function openData(data: unknown, argument: string): Promise<OpenedD
     };
   }
   throw new InvalidArgumentError({
-    message: `${argument} must be a Buffer, a Uint8Array, a Readable or { path }`,
+    message: `${argument} must be bytes (Buffer, Uint8Array, ArrayBuffer), a Readable or { path }`,
     argument,
     backend: BACKEND,
   });

@@ -9,7 +9,7 @@ import { Collection } from './collection.js';
 /** The trust store: clients allowed to talk to the daemon over TLS. */
 export class Certificates extends Collection<Certificate, CertificatesPost, CertificatePut> {
   constructor(transport: LxdTransport) {
-    super(transport, '/1.0/certificates', 'certificate');
+    super(transport, '/1.0/certificates', 'certificate', { global: true });
   }
 
   protected override item(fingerprint: string): string {

@@ -6,6 +6,7 @@ import {
   type LxdCallOptions,
   listParts,
   namesFromUrls,
+  type RequestParts,
   Resource,
   type UpdateOptions,
 } from './base.js';
@@ -18,30 +19,43 @@ import {
 export class Collection<T extends object, TCreate, TPut> extends Resource {
   protected readonly base: string;
   protected readonly noun: string;
+  /** Objects outside projects (projects, certificates) are asked for with no project at all. */
+  protected readonly global: boolean;
 
-  constructor(transport: ConstructorParameters<typeof Resource>[0], base: string, noun: string) {
+  constructor(
+    transport: ConstructorParameters<typeof Resource>[0],
+    base: string,
+    noun: string,
+    opts: { global?: boolean } = {},
+  ) {
     super(transport);
     this.base = base;
     this.noun = noun;
+    this.global = opts.global === true;
   }
 
   protected item(name: string): string {
     return this.base + path`/${checkObjectName(name, `${this.noun} name`)}`;
   }
 
+  /** A request's parts, with no project for objects outside projects. */
+  protected parts(parts: RequestParts = {}): RequestParts {
+    return this.global ? { ...parts, project: null } : parts;
+  }
+
   /** Names only (recursion=0). */
   async names(opts: ListOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base, opts, listParts(opts, 0)));
+    return namesFromUrls(await this.call<string[]>('GET', this.base, opts, this.parts(listParts(opts, 0))));
   }
 
   /** Full objects (recursion=1). */
   async list(opts: ListOptions = {}): Promise<T[]> {
-    return this.call<T[]>('GET', this.base, opts, listParts(opts, 1));
+    return this.call<T[]>('GET', this.base, opts, this.parts(listParts(opts, 1)));
   }
 
   /** One object; its ETag is kept for `etagOf`. */
   async get(name: string, opts: LxdCallOptions = {}): Promise<T> {
-    return this.read<T>(this.item(name), opts, {});
+    return this.read<T>(this.item(name), opts, this.parts());
   }
 
   async exists(name: string, opts: LxdCallOptions = {}): Promise<boolean> {
@@ -49,25 +63,25 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
   }
 
   async create(body: TCreate, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('POST', this.base, opts, { body });
+    await this.call('POST', this.base, opts, this.parts({ body }));
   }
 
   /** Replaces the writable fields; pass `etag` to fail with 412 if it changed meanwhile. */
   async update(name: string, body: TPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PUT', this.item(name), opts, { body, etag: opts?.etag });
+    await this.call('PUT', this.item(name), opts, this.parts({ body, etag: opts?.etag }));
   }
 
   /** Merges the given fields into the object. */
   async patch(name: string, body: Partial<TPut>, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PATCH', this.item(name), opts, { body, etag: opts?.etag });
+    await this.call('PATCH', this.item(name), opts, this.parts({ body, etag: opts?.etag }));
   }
 
   async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkObjectName(newName, `new ${this.noun} name`);
-    await this.call('POST', this.item(name), opts, { body: { name: newName } });
+    await this.call('POST', this.item(name), opts, this.parts({ body: { name: newName } }));
   }
 
   async delete(name: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('DELETE', this.item(name), opts, {});
+    await this.call('DELETE', this.item(name), opts, this.parts());
   }
 }

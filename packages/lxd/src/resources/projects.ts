@@ -5,7 +5,7 @@ import { Collection } from './collection.js';
 
 export class Projects extends Collection<Project, ProjectsPost & { name: string }, ProjectPut> {
   constructor(transport: LxdTransport) {
-    super(transport, '/1.0/projects', 'project');
+    super(transport, '/1.0/projects', 'project', { global: true });
   }
 
   /** Resource usage against the project's limits (projects themselves are in no project). */
