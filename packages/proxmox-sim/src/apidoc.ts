@@ -64,6 +64,11 @@ export interface PveApiSchema {
 }
 
 export const SCHEMA_FORMAT = 'vmplane-pve-api/1';
+
+/** Whether a (reduced) schema is optional; the reduction normalises the flag to 1 or absent. */
+export function isOptional(schema: PveJsonSchema): boolean {
+  return schema.optional === 1;
+}
 export const APIDOC_SOURCE = 'proxmox/pve-docs api-viewer/apidata.js';
 export const APIDOC_LICENSE = 'AGPL-3.0-or-later';
 

@@ -3,7 +3,6 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { AuthError, type AuthInfo } from './auth.js';
 import type { SimEnv } from './context.js';
-import type { SchemaIndex } from './schema.js';
 
 const WS_PATH = /^\/api2\/json(\/nodes\/[^/]+(?:\/(?:qemu|lxc)\/\d+)?)\/vncwebsocket$/;
 
@@ -21,7 +20,6 @@ export function attachConsoles(
   server: http.Server,
   env: SimEnv,
   authenticate: (req: http.IncomingMessage) => AuthInfo,
-  _schema: SchemaIndex,
 ): { close(): void } {
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {

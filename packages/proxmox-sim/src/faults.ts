@@ -25,6 +25,18 @@ export interface FaultHooks {
   failTask(type: string, message: string, times: number): void;
 }
 
+/** A fault the simulator applied to a request, as `sim.faults.injected` lists them. */
+export interface InjectedFault {
+  kind: 'latency' | 'fail' | 'drop';
+  method: string;
+  /** The concrete path after `/api2/json`. */
+  path: string;
+  /** The delay added, for latency. */
+  ms?: number;
+  /** The status answered, for failures. */
+  status?: number;
+}
+
 export type FaultDecision = { kind: 'drop' } | { kind: 'fail'; status: number; message: string } | undefined;
 
 function compilePattern(pattern: FaultPattern): (path: string, template: string) => boolean {
@@ -58,6 +70,8 @@ function rng(seed: number): () => number {
 export class Faults {
   /** Added delay before every answer, in milliseconds. */
   latency = 0;
+  /** The faults applied so far, oldest first (the last 1,000). */
+  readonly injected: InjectedFault[] = [];
   private rules: Rule[] = [];
   private random: () => number;
 
@@ -152,6 +166,12 @@ export class Faults {
     this.latency = 0;
   }
 
+  /** @internal Records a fault applied to a request. */
+  noteInjected(fault: InjectedFault): void {
+    this.injected.push(fault);
+    if (this.injected.length > 1000) this.injected.splice(0, this.injected.length - 1000);
+  }
+
   /** @internal Decides what happens to one request. */
   decide(method: string, path: string, template: string): FaultDecision {
     if (this.rules.length === 0) return undefined;
@@ -160,7 +180,12 @@ export class Faults {
       if (rule.probability < 1 && this.random() >= rule.probability) continue;
       rule.remaining--;
       if (rule.remaining <= 0) this.rules = this.rules.filter((r) => r !== rule);
-      return rule.action === 'drop' ? { kind: 'drop' } : { kind: 'fail', status: rule.status, message: rule.message };
+      if (rule.action === 'drop') {
+        this.noteInjected({ kind: 'drop', method, path });
+        return { kind: 'drop' };
+      }
+      this.noteInjected({ kind: 'fail', method, path, status: rule.status });
+      return { kind: 'fail', status: rule.status, message: rule.message };
     }
     return undefined;
   }

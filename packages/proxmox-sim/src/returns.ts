@@ -1,5 +1,4 @@
-import type { PveJsonSchema } from './schema.js';
-import { isOptional } from './schema.js';
+import { isOptional, type PveJsonSchema } from './apidoc.js';
 
 /**
  * A minimal value that satisfies a `returns` schema: arrays are empty, objects carry their

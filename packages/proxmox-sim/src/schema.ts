@@ -1,8 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type PveApiOperation, type PveApiSchema, type PveJsonSchema, parseSchemaText } from './apidoc.js';
+import { type PveApiOperation, type PveApiSchema, parseSchemaText } from './apidoc.js';
+import { FormatRegistry } from './formats/index.js';
+import { Validator } from './validate.js';
 
-export type { PveApiOperation, PveApiSchema, PveJsonSchema, PvePermissions } from './apidoc.js';
+export {
+  isOptional,
+  type PveApiOperation,
+  type PveApiSchema,
+  type PveJsonSchema,
+  type PvePermissions,
+} from './apidoc.js';
 
 /** An operation of the schema, with the HTTP method it is served under. */
 export interface PveOperation extends PveApiOperation {
@@ -68,10 +76,13 @@ export class SchemaIndex {
   readonly operationCount: number;
   /** The PVE release the schema describes (`unknown` for an apidoc read directly). */
   readonly pveVersion: string;
+  /** Validates requests against this schema, with its own named formats. */
+  readonly validator: Validator;
   private readonly root = newTrie();
 
   constructor(readonly api: PveApiSchema) {
     this.pveVersion = api.pveVersion;
+    this.validator = new Validator(new FormatRegistry(api));
     let ops = 0;
     for (const [template, byMethod] of Object.entries(api.paths)) {
       const methods = new Map<string, PveOperation>();
@@ -157,8 +168,4 @@ export function readPveSchema(path: string): PveApiSchema {
   } catch (e) {
     throw new Error(`cannot read the PVE schema ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
-}
-
-export function isOptional(schema: PveJsonSchema): boolean {
-  return schema.optional === 1;
 }

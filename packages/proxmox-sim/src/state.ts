@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from './clock.js';
-import { formatPropertyString, parsePropertyString } from './validate.js';
+import { formatPropertyString, parsePropertyString } from './property-string.js';
 
 /** An error answered the way PVE answers it: status, message (also the reason phrase), errors map. */
 export class PveError extends Error {

@@ -36,9 +36,12 @@ test('enum, range, pattern, maxLength, required and unknown parameters', async (
   assert.equal(tooLong.body.errors?.username, 'value may only be 64 characters long');
   const range = await api.get('/nodes/pve1/tasks', { limit: -1 });
   assert.equal(range.body.errors?.limit, 'value must have a minimum value of 0');
-  const pattern = await api.get('/cluster/replication/abc');
-  assert.equal(pattern.body.errors?.id, 'value does not match the regex pattern');
-  assert.equal(s.violations.length, 6);
+  // The format is checked before the pattern, as PVE does.
+  const format = await api.get('/cluster/replication/abc');
+  assert.equal(format.body.errors?.id, "invalid format - invalid replication job id 'abc'");
+  const pattern = await api.put('/nodes/pve1/qemu/100/config', { startdate: 'tomorrow' });
+  assert.equal(pattern.body.errors?.startdate, 'value does not match the regex pattern');
+  assert.equal(s.violations.length, 7);
 });
 
 test('booleans in every form PVE accepts, numbered params, option strings with default keys and aliases', async () => {

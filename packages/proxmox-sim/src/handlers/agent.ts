@@ -1,6 +1,6 @@
 import type { Ctx } from '../context.js';
+import { parsePropertyString } from '../property-string.js';
 import { fail, type Guest, ipFor, macFor } from '../state.js';
-import { parsePropertyString } from '../validate.js';
 import { GiB } from './common.js';
 import { agentEnabled, guestOf, maxdisk, stopGuest } from './guest-model.js';
 import { builtinExec } from './guest-shell.js';

@@ -1,6 +1,6 @@
+import { formatPropertyString, parsePropertyString } from '../property-string.js';
 import { newGuest } from '../seed.js';
 import { type ConfigValue, fail, macFor, parseSize, type SimState } from '../state.js';
-import { formatPropertyString, parsePropertyString } from '../validate.js';
 import { GiB, task } from './common.js';
 import { checkLock, guestOf, isTemplate, label, taskPrefix } from './guest-model.js';
 import { getPool } from './pools.js';

@@ -1,4 +1,4 @@
-import { parsePropertyString } from '../validate.js';
+import { parsePropertyString } from '../property-string.js';
 import { guestOf } from './guest-model.js';
 import type { Routes } from './router.js';
 

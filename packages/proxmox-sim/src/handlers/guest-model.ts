@@ -1,6 +1,6 @@
 import type { Ctx } from '../context.js';
+import { parsePropertyString } from '../property-string.js';
 import { type ConfigValue, fail, type Guest, type GuestType, isDiskKey, parseSize, type SimState } from '../state.js';
-import { parsePropertyString } from '../validate.js';
 import { MiB, toConfigValue } from './common.js';
 
 /** A guest's derived state as PVE answers it (status, config with secrets masked) and the config

@@ -1,4 +1,5 @@
 import type { Ctx } from '../context.js';
+import { formatPropertyString, parsePropertyString } from '../property-string.js';
 import { newGuest } from '../seed.js';
 import {
   type ConfigValue,
@@ -10,7 +11,6 @@ import {
   macFor,
   parseSize,
 } from '../state.js';
-import { formatPropertyString, parsePropertyString } from '../validate.js';
 import { MiB, task, toConfigValue } from './common.js';
 import {
   checkLock,

@@ -1,5 +1,5 @@
+import { parsePropertyString } from '../property-string.js';
 import { fail, ipFor, macFor } from '../state.js';
-import { parsePropertyString } from '../validate.js';
 import { applyConfig, guestOf } from './guest-model.js';
 import { createGuest, listGuests } from './guests.js';
 import type { Routes } from './router.js';
