@@ -1,7 +1,6 @@
 import {
   backoffDelay,
   type CallOptions,
-  callOptions,
   deadline,
   noteSent,
   OperationFailedError,
@@ -11,6 +10,7 @@ import {
 } from '@vmplane/common';
 import { BACKEND } from './errors.js';
 import { optionalInteger, optionalMs } from './ids.js';
+import { callOptions, options } from './options.js';
 import type { ProxmoxTransport } from './transport.js';
 import { parseUpid, type Upid } from './upid.js';
 
@@ -82,6 +82,7 @@ export class Task {
 
   /** One page of the log. */
   async log(opts: CallOptions & { start?: number; limit?: number } = {}): Promise<TaskLogLine[]> {
+    opts = options(opts);
     const params = { start: optionalInteger(opts.start, 'start'), limit: optionalInteger(opts.limit, 'limit') };
     return this.#t.get<TaskLogLine[]>(path`/nodes/${this.node}/tasks/${this.upid}/log`, {
       ...callOptions(opts),
@@ -101,6 +102,7 @@ export class Task {
    * the TimeoutError/AbortError carries the UPID as its `operationId`.
    */
   async wait(opts: TaskWaitOptions = {}): Promise<TaskStatus> {
+    opts = options(opts);
     const interval = optionalMs(opts.interval, 'interval') ?? 250;
     const maxInterval = optionalMs(opts.maxInterval, 'maxInterval') ?? 2_000;
     const logTail = optionalInteger(opts.logTail, 'logTail') ?? 20;
@@ -138,6 +140,7 @@ export class Task {
    * Leaving the loop early stops the polling.
    */
   async *follow(opts: TaskLogOptions = {}): AsyncGenerator<TaskLogLine, void, undefined> {
+    opts = options(opts);
     let next = optionalInteger(opts.start, 'start') ?? 0;
     const interval = optionalMs(opts.interval, 'interval') ?? 500;
     // `timeout` bounds each request; `signal` the whole follow, its pauses included.

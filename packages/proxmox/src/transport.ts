@@ -22,6 +22,7 @@ import { type Authenticator, type PasswordCredentials, TicketAuth, TokenAuth, ty
 import { LruCache, type ProxmoxCache } from './cache.js';
 import { unwrap } from './envelope.js';
 import { BACKEND } from './errors.js';
+import { options } from './options.js';
 import { type TlsOptions, trustOf } from './tls.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -182,6 +183,8 @@ export class ProxmoxTransport {
 
   /** One API call: `path` is below `/api2/json` and built with the `path` tag. */
   async request<T>(method: Method, path: string, spec: RequestSpec = {}): Promise<T> {
+    checkRequest(method, path);
+    spec = options(spec, 'spec');
     const params = spec.params;
     const cacheKey = method === 'GET' && spec.cache ? `${path}${query(flatParams(params))}` : undefined;
     if (cacheKey && !spec.fresh) {
@@ -206,6 +209,14 @@ export class ProxmoxTransport {
    * once, after renewing a ticket that was due, since a consumed stream cannot be sent again.
    */
   async send<T>(method: 'POST' | 'PUT', path: string, spec: SendSpec): Promise<T> {
+    checkRequest(method, path);
+    if (typeof spec?.body?.open !== 'function') {
+      throw new InvalidArgumentError({
+        message: 'spec.body.open must be a function',
+        argument: 'body',
+        backend: BACKEND,
+      });
+    }
     const timeout = spec.timeout ?? this.#timeout;
     return withDeadline({ signal: spec.signal, timeout }, BACKEND, (d) =>
       this.#withAuth<T>(method, path, { kind: 'raw', body: spec.body }, d),
@@ -316,6 +327,26 @@ export class ProxmoxTransport {
         d,
       );
       return data ?? {};
+    });
+  }
+}
+
+const METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'DELETE']);
+
+// Paths come from the `path` tag; anything else (a full URL, a query) would escape `/api2/json`.
+function checkRequest(method: string, path: string): void {
+  if (!METHODS.has(method)) {
+    throw new InvalidArgumentError({
+      message: 'method must be GET, POST, PUT or DELETE',
+      argument: 'method',
+      backend: BACKEND,
+    });
+  }
+  if (typeof path !== 'string' || !/^\/[^?#\s]*$/.test(path)) {
+    throw new InvalidArgumentError({
+      message: 'path must start with / and carry no query, fragment or spaces (build it with the path tag)',
+      argument: 'path',
+      backend: BACKEND,
     });
   }
 }

@@ -31,10 +31,10 @@ export function isUpid(text: unknown): text is string {
 }
 
 export function parseUpid(text: string): Upid {
-  const m = UPID_RE.exec(text);
+  const m = typeof text === 'string' ? UPID_RE.exec(text) : null;
   if (!m)
     throw new InvalidArgumentError({
-      message: `Not a UPID: ${JSON.stringify(text)}`,
+      message: `Not a UPID: ${typeof text === 'string' ? JSON.stringify(text.slice(0, 120)) : typeof text}`,
       argument: 'upid',
       backend: BACKEND,
     });

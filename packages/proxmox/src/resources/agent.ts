@@ -2,7 +2,7 @@ import { ApiError, type CallOptions, InvalidArgumentError, noteSent, path, sleep
 import { pveMessage } from '../envelope.js';
 import { BACKEND } from '../errors.js';
 import { checkInteger, checkText, optionalMs } from '../ids.js';
-import { callOptions } from '../options.js';
+import { callOptions, options } from '../options.js';
 import type { AgentExecStatus, ExecResult, GuestFilesystem, GuestNetworkInterface } from '../types.js';
 import type { Context } from './context.js';
 
@@ -96,6 +96,7 @@ export class AgentApi {
 
   /** Starts a process; the command is an argument vector, never a shell line. */
   async exec(command: readonly string[], opts: ExecOptions = {}): Promise<{ pid: number }> {
+    opts = options(opts);
     checkCommand(command);
     const input = opts.input === undefined ? undefined : checkInput(opts.input);
     return this.#ctx.t.post<{ pid: number }>(this.#p('exec'), {
@@ -114,6 +115,7 @@ export class AgentApi {
    * on whitespace; pass an array for arguments with spaces.
    */
   async execute(command: string | readonly string[], opts: ExecuteOptions = {}): Promise<ExecResult> {
+    opts = options(opts);
     const argv = typeof command === 'string' ? command.split(/\s+/).filter(Boolean) : command;
     checkCommand(argv);
     const input = opts.input === undefined ? undefined : checkInput(opts.input);
@@ -189,6 +191,7 @@ export class AgentApi {
     password: string,
     opts: CallOptions & { crypted?: boolean } = {},
   ): Promise<void> {
+    opts = options(opts);
     checkText(username, 'username', 256);
     // PVE's bounds; the password itself stays out of the message.
     if (typeof password !== 'string' || password.length < 5 || password.length > 1024) {

@@ -4,7 +4,7 @@ import { forEachLimit } from '../concurrency.js';
 import { parseGuestConfig, type RawConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
 import { optionalEnum, optionalInteger, optionalVmid } from '../ids.js';
-import { callOptions, readOptions } from '../options.js';
+import { callOptions, options, readOptions } from '../options.js';
 import type { ReadOptions } from '../transport.js';
 import type {
   ClusterResource,
@@ -129,6 +129,7 @@ export class ClusterApi {
   }
 
   async resources(opts: ReadOptions & { type?: 'vm' | 'storage' | 'node' | 'sdn' } = {}): Promise<ClusterResource[]> {
+    opts = options(opts);
     return this.ctx.t.get('/cluster/resources', {
       ...readOptions(opts),
       params: { type: optionalEnum(opts.type, ['vm', 'storage', 'node', 'sdn'], 'type') },
@@ -151,6 +152,7 @@ export class ClusterApi {
 
   /** The next free VMID (never cached); with `vmid`, checks that one is free (400 when taken). */
   async nextId(opts: CallOptions & { vmid?: number } = {}): Promise<number> {
+    opts = options(opts);
     const params = { vmid: optionalVmid(opts.vmid) };
     return Number(await this.ctx.t.get<number | string>('/cluster/nextid', { ...callOptions(opts), params }));
   }
@@ -168,6 +170,7 @@ export class ClusterApi {
    * bounded concurrency. See ClusterView.
    */
   async view(opts: ClusterViewOptions = {}): Promise<ClusterView> {
+    opts = options(opts);
     const concurrency = optionalInteger(opts.concurrency, 'concurrency', 1, 256) ?? 8;
     const addresses = opts.addresses ?? true;
     const read = readOptions(opts);

@@ -16,7 +16,7 @@ import {
   optionalStorage,
   optionalVmid,
 } from '../ids.js';
-import { callOptions, readOptions } from '../options.js';
+import { callOptions, options, readOptions } from '../options.js';
 import type { PropertyValue } from '../property-string.js';
 import type { Task } from '../task.js';
 import type { ReadOptions } from '../transport.js';
@@ -132,6 +132,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** The raw config (`GET .../config`), cached per guest. */
   async rawConfig(opts: ReadOptions & { current?: boolean; snapshot?: string } = {}): Promise<RawConfig> {
+    opts = options(opts);
     const params = { current: opts.current, snapshot: optionalSnapshotName(opts.snapshot, 'snapshot') };
     return this.ctx.t.get<RawConfig>(this.p('/config'), {
       ...readOptions(opts),
@@ -147,6 +148,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** Grows a disk: `size` is absolute (`40G`) or relative (`+8G`). */
   async resize(disk: string, size: string, opts: CallOptions & { digest?: string } = {}): Promise<Task> {
+    opts = options(opts);
     const key = checkDisk(disk, this.type);
     if (typeof size !== 'string' || !/^\+?\d+(\.\d+)?[KMGT]?$/.test(size)) {
       throw new InvalidArgumentError({
@@ -163,6 +165,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   }
   /** Hard stop, like pulling the plug. */
   async stop(opts: CallOptions & { skiplock?: boolean; overruleShutdown?: boolean } = {}): Promise<Task> {
+    opts = options(opts);
     return this.task('POST', '/status/stop', opts, {
       skiplock: opts.skiplock,
       'overrule-shutdown': opts.overruleShutdown,
@@ -170,12 +173,14 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   }
   /** Clean shutdown through ACPI (QEMU) or the container's init (LXC). */
   async shutdown(opts: CallOptions & { forceStop?: boolean; timeoutSeconds?: number } = {}): Promise<Task> {
+    opts = options(opts);
     return this.task('POST', '/status/shutdown', opts, {
       forceStop: opts.forceStop,
       timeout: optionalInteger(opts.timeoutSeconds, 'timeoutSeconds'),
     });
   }
   async reboot(opts: CallOptions & { timeoutSeconds?: number } = {}): Promise<Task> {
+    opts = options(opts);
     return this.task('POST', '/status/reboot', opts, {
       timeout: optionalInteger(opts.timeoutSeconds, 'timeoutSeconds'),
     });
@@ -186,6 +191,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** Destroys the guest. */
   async delete(opts: DeleteOptions = {}): Promise<Task> {
+    opts = options(opts);
     const params: Record<string, unknown> = {
       purge: opts.purge,
       'destroy-unreferenced-disks': opts.destroyUnreferencedDisks,
@@ -197,6 +203,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** Copies the guest; without `newid` it takes the cluster's next free VMID. */
   async clone(opts: CloneOptions = {}): Promise<CloneResult> {
+    opts = options(opts);
     const params: Record<string, unknown> = {
       newid: optionalVmid(opts.newid, 'newid'),
       description: opts.description,
@@ -250,6 +257,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   }
 
   async vncProxy(opts: CallOptions & { websocket?: boolean } = {}): Promise<VncProxy> {
+    opts = options(opts);
     return this.ctx.t.post<VncProxy>(this.p('/vncproxy'), {
       ...callOptions(opts),
       params: { websocket: opts.websocket ?? true },
@@ -267,6 +275,7 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 
   /** PVE's console page for this guest (noVNC, or xterm.js with `xterm`). */
   consoleUrl(opts: { name?: string; vncticket?: string; xterm?: boolean } = {}): string {
+    opts = options(opts);
     return consoleUrl(this.ctx.t.baseUrl, {
       kind: this.type === 'qemu' ? 'kvm' : 'lxc',
       node: this.node,
@@ -298,7 +307,8 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
 }
 
 /** The parameters of a config update: the values, the keys to delete, and the digest. */
-export function configParams(values: ConfigValues, opts: ConfigUpdateOptions): Record<string, unknown> {
+export function configParams(values: ConfigValues, opts: ConfigUpdateOptions | undefined): Record<string, unknown> {
+  opts = options(opts);
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {
     throw new InvalidArgumentError({ message: 'values must be an object', argument: 'values', backend: BACKEND });
   }

@@ -3,7 +3,7 @@ import { BACKEND } from '../errors.js';
 import type { GuestConfig } from '../guest-config.js';
 import { firstNonLoopbackIp } from '../helpers.js';
 import { checkNode, checkStoragePairs, optionalInteger } from '../ids.js';
-import { callOptions } from '../options.js';
+import { callOptions, options } from '../options.js';
 import type { Task } from '../task.js';
 import type { GuestNetworkInterface, LxcMigratePrecondition, LxcStatus, TermProxy } from '../types.js';
 import { pveMessageOf } from './agent.js';
@@ -41,6 +41,7 @@ export class LxcApi extends GuestApi<LxcStatus> {
     resources: { cores?: number; memoryMiB?: number; swapMiB?: number },
     opts: CallOptions = {},
   ): Promise<void> {
+    resources = options(resources, 'resources');
     return this.updateConfig(
       {
         cores: optionalInteger(resources.cores, 'cores', 1),
@@ -57,6 +58,7 @@ export class LxcApi extends GuestApi<LxcStatus> {
 
   /** Migrates after checking the target; a running container needs `restart`. */
   async migrate(target: string, opts: LxcMigrateOptions = {}): Promise<Task> {
+    opts = options(opts);
     const params = {
       target: checkNode(target, 'target'),
       restart: opts.restart,

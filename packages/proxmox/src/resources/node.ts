@@ -10,7 +10,7 @@ import {
   optionalPool,
   optionalVmid,
 } from '../ids.js';
-import { callOptions, readOptions } from '../options.js';
+import { callOptions, options, readOptions } from '../options.js';
 import type { Task } from '../task.js';
 import type { ReadOptions } from '../transport.js';
 import type {
@@ -81,19 +81,25 @@ export class NodeApi {
     const base = path`/nodes/${this.name}`;
     const node = this.name;
     this.qemu = {
-      list: async (opts = {}) =>
-        ctx.t.get(`${base}/qemu`, { ...readOptions(opts), params: { full: opts.full }, cache: ctx.nodeCache(node) }),
-      create: async (opts) => {
-        const vmid = checkVmid(opts?.vmid);
-        optionalPool(opts.pool);
-        const upid = await ctx.t.post<string>(`${base}/qemu`, {
-          ...callOptions(opts),
-          params: qemuCreateParams(opts) as never,
+      list: async (opts = {}) => {
+        opts = options(opts);
+        return ctx.t.get(`${base}/qemu`, {
+          ...readOptions(opts),
+          params: { full: opts.full },
+          cache: ctx.nodeCache(node),
         });
+      },
+      create: async (opts) => {
+        opts = options(opts);
+        const vmid = checkVmid(opts.vmid);
+        optionalPool(opts.pool);
+        const params = qemuCreateParams(opts) as never;
+        const upid = await ctx.t.post<string>(`${base}/qemu`, { ...callOptions(opts), params });
         return ctx.guestTask(upid, node, vmid);
       },
       createFromCloudImage: async (opts) => {
-        const vmid = checkVmid(opts?.vmid);
+        opts = options(opts);
+        const vmid = checkVmid(opts.vmid);
         optionalPool(opts.pool);
         const params = cloudImageVmParams(opts) as never;
         const upid = await ctx.t.post<string>(`${base}/qemu`, { ...callOptions(opts), params });
@@ -103,9 +109,10 @@ export class NodeApi {
     this.lxc = {
       list: async (opts = {}) => ctx.t.get(`${base}/lxc`, { ...readOptions(opts), cache: ctx.nodeCache(node) }),
       create: async (vmid, ostemplate, config = {}, opts = {}) => {
+        opts = options(opts);
         const id = checkVmid(vmid);
         const template = checkVolumeId(ostemplate, 'ostemplate');
-        const params = { ...config, vmid: id, ostemplate: template, pool: optionalPool(opts.pool) };
+        const params = { ...options(config, 'config'), vmid: id, ostemplate: template, pool: optionalPool(opts.pool) };
         const upid = await ctx.t.post<string>(`${base}/lxc`, { ...callOptions(opts), params });
         return ctx.guestTask(upid, node, id);
       },
@@ -133,6 +140,7 @@ export class NodeApi {
   }
 
   async network(opts: ReadOptions & { type?: string } = {}): Promise<NodeNetworkInterface[]> {
+    opts = options(opts);
     // The list of interface types grows with PVE versions: PVE itself checks the word.
     const type = opts.type === undefined ? undefined : checkText(opts.type, 'type', 32);
     return this.#ctx.t.get(this.#p('/network'), { ...this.#read(opts), params: { type } });
@@ -140,6 +148,7 @@ export class NodeApi {
 
   /** Storages this node sees, with usage. */
   async storages(opts: ReadOptions & { content?: StorageContentType; enabled?: boolean } = {}): Promise<Storage[]> {
+    opts = options(opts);
     const content = optionalEnum(opts.content, CONTENT_TYPES, 'content');
     return this.#ctx.t.get(this.#p('/storage'), { ...this.#read(opts), params: { content, enabled: opts.enabled } });
   }
@@ -150,6 +159,7 @@ export class NodeApi {
   }
 
   async tasks(filter: NodeTaskFilter = {}): Promise<TaskSummary[]> {
+    filter = options(filter);
     const params = {
       limit: optionalInteger(filter.limit, 'limit'),
       start: optionalInteger(filter.start, 'start'),
@@ -166,12 +176,14 @@ export class NodeApi {
 
   /** A shell on the node through xterm.js (termproxy). */
   async termProxy(opts: CallOptions & { cmd?: 'login' | 'upgrade' | 'ceph_install' } = {}): Promise<TermProxy> {
+    opts = options(opts);
     const cmd = optionalEnum(opts.cmd, ['login', 'upgrade', 'ceph_install'], 'cmd');
     return this.#ctx.t.post(this.#p('/termproxy'), { ...callOptions(opts), params: { cmd } });
   }
 
   /** A shell on the node through noVNC (vncshell). */
   async vncShell(opts: CallOptions & { websocket?: boolean; width?: number; height?: number } = {}): Promise<VncProxy> {
+    opts = options(opts);
     const params = {
       websocket: opts.websocket ?? true,
       width: optionalInteger(opts.width, 'width', 16, 4096),
@@ -188,6 +200,7 @@ export class NodeApi {
 
   /** PVE's console page for this node's shell. */
   consoleUrl(opts: { xterm?: boolean; vncticket?: string } = {}): string {
+    opts = options(opts);
     return consoleUrl(this.#ctx.t.baseUrl, {
       kind: 'shell',
       node: this.name,

@@ -17,7 +17,7 @@ import {
   optionalPool,
   optionalStorage,
 } from '../ids.js';
-import { callOptions } from '../options.js';
+import { callOptions, options } from '../options.js';
 import type { Task } from '../task.js';
 import type { GuestNetworkInterface, QemuMigratePrecondition, QemuStatus, TermProxy } from '../types.js';
 import { AgentApi, isAgentUnavailable } from './agent.js';
@@ -59,6 +59,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
     resources: { cores?: number; sockets?: number; memoryMiB?: number },
     opts: CallOptions = {},
   ): Promise<Task> {
+    resources = options(resources, 'resources');
     const memory = optionalInteger(resources.memoryMiB, 'memoryMiB', 16);
     return this.updateConfig(
       {
@@ -72,8 +73,8 @@ export class QemuApi extends GuestApi<QemuStatus> {
   }
 
   /** Sets cloud-init options (ciuser, cipassword, sshkeys, ipconfig[n], nameserver, ...). */
-  async setCloudInit(options: CloudInitOptions, opts: CallOptions = {}): Promise<Task> {
-    return this.updateConfig(cloudInitParams(options), callOptions(opts));
+  async setCloudInit(cloudInit: CloudInitOptions, opts: CallOptions = {}): Promise<Task> {
+    return this.updateConfig(cloudInitParams(options(cloudInit, 'cloudInit')), callOptions(opts));
   }
 
   /** Regenerates the cloud-init drive after config changes. */
@@ -82,6 +83,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
   }
 
   async reset(opts: CallOptions & { skiplock?: boolean } = {}): Promise<Task> {
+    opts = options(opts);
     return this.task('POST', '/status/reset', opts, { skiplock: opts.skiplock });
   }
 
@@ -89,6 +91,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
   async suspend(
     opts: CallOptions & { toDisk?: boolean; stateStorage?: string; skiplock?: boolean } = {},
   ): Promise<Task> {
+    opts = options(opts);
     return this.task('POST', '/status/suspend', opts, {
       todisk: opts.toDisk,
       statestorage: optionalStorage(opts.stateStorage, 'stateStorage'),
@@ -98,6 +101,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
 
   /** Migrates to another node after checking that it exists, is online and differs from this one. */
   async migrate(target: string, opts: QemuMigrateOptions = {}): Promise<Task> {
+    opts = options(opts);
     const params = {
       target: checkNode(target, 'target'),
       online: opts.online,
@@ -137,6 +141,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
 
   /** Converts the VM to a template (optionally only one disk). */
   async template(opts: CallOptions & { disk?: string } = {}): Promise<Task> {
+    opts = options(opts);
     const disk = opts.disk === undefined ? undefined : checkDisk(opts.disk, 'qemu');
     return this.task('POST', '/template', opts, { disk });
   }
@@ -144,6 +149,7 @@ export class QemuApi extends GuestApi<QemuStatus> {
   async termProxy(
     opts: CallOptions & { serial?: 'serial0' | 'serial1' | 'serial2' | 'serial3' } = {},
   ): Promise<TermProxy> {
+    opts = options(opts);
     const serial = optionalEnum(opts.serial, ['serial0', 'serial1', 'serial2', 'serial3'], 'serial');
     return this.ctx.t.post<TermProxy>(this.p('/termproxy'), { ...callOptions(opts), params: { serial } });
   }

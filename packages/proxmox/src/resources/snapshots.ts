@@ -2,7 +2,7 @@ import { type CallOptions, InvalidArgumentError, path } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import type { GuestType } from '../guest-config.js';
 import { checkSnapshotName } from '../ids.js';
-import { callOptions } from '../options.js';
+import { callOptions, options } from '../options.js';
 import type { Task } from '../task.js';
 import type { Snapshot } from '../types.js';
 import type { Context } from './context.js';
@@ -40,11 +40,13 @@ export class SnapshotsApi {
 
   /** Every snapshot, without PVE's pseudo entry `current` (the live state). */
   async list(opts: CallOptions & { includeCurrent?: boolean } = {}): Promise<Snapshot[]> {
+    opts = options(opts);
     const all = await this.#ctx.t.get<Snapshot[]>(this.#base(), callOptions(opts));
     return opts.includeCurrent ? all : all.filter((s) => s.name !== 'current');
   }
 
   async create(name: string, opts: SnapshotCreateOptions = {}): Promise<Task> {
+    opts = options(opts);
     const snapname = checkSnapshotName(name, 'name');
     // PVE keeps these names for itself: `current` is the live state, `vzdump` a backup's (LXC).
     const reserved = this.#type === 'qemu' ? ['current'] : ['current', 'vzdump'];
@@ -62,6 +64,7 @@ export class SnapshotsApi {
   }
 
   async delete(name: string, opts: CallOptions & { force?: boolean } = {}): Promise<Task> {
+    opts = options(opts);
     const upid = await this.#ctx.t.delete<string>(this.#named(name), {
       ...callOptions(opts),
       params: { force: opts.force },
@@ -70,6 +73,7 @@ export class SnapshotsApi {
   }
 
   async rollback(name: string, opts: CallOptions & { start?: boolean } = {}): Promise<Task> {
+    opts = options(opts);
     const upid = await this.#ctx.t.post<string>(this.#named(name, '/rollback'), {
       ...callOptions(opts),
       params: { start: opts.start },

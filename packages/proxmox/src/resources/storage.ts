@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { type CallOptions, type FormPart, InvalidArgumentError, multipartBody, path } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { checkEnum, checkStorage, checkStorageFilename, checkText, optionalEnum, optionalVmid } from '../ids.js';
-import { callOptions, readOptions } from '../options.js';
+import { callOptions, options, readOptions } from '../options.js';
 import type { Task } from '../task.js';
 import type { ReadOptions } from '../transport.js';
 import type { Storage, StorageContent } from '../types.js';
@@ -65,6 +65,7 @@ export class StorageApi {
   }
 
   async content(opts: ReadOptions & { content?: StorageContentType; vmid?: number } = {}): Promise<StorageContent[]> {
+    opts = options(opts);
     const params = { content: optionalEnum(opts.content, CONTENT_TYPES, 'content'), vmid: optionalVmid(opts.vmid) };
     return this.#ctx.t.get<StorageContent[]>(this.#p('/content'), { ...readOptions(opts), params });
   }
