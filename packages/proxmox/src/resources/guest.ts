@@ -306,22 +306,27 @@ export abstract class GuestApi<S extends QemuStatus | LxcStatus> {
   }
 }
 
-/** The parameters of a config update: the values, the keys to delete, and the digest. */
-export function configParams(values: ConfigValues, opts: ConfigUpdateOptions | undefined): Record<string, unknown> {
-  opts = options(opts);
+/** Config values to send: an object whose keys are config keys (`net0`, `cores`, `ipconfig1`). */
+export function configValues(values: unknown, argument = 'values'): ConfigValues {
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {
-    throw new InvalidArgumentError({ message: 'values must be an object', argument: 'values', backend: BACKEND });
+    throw new InvalidArgumentError({ message: `${argument} must be an object`, argument, backend: BACKEND });
   }
   for (const key of Object.keys(values)) {
     if (!/^[a-z][a-z0-9_-]*$/i.test(key)) {
       throw new InvalidArgumentError({
         message: `Invalid config key ${JSON.stringify(key.slice(0, 40))}`,
-        argument: 'values',
+        argument,
         backend: BACKEND,
       });
     }
   }
-  return { ...values, delete: configKeyList(opts.delete), digest: digestOf(opts.digest) };
+  return values as ConfigValues;
+}
+
+/** The parameters of a config update: the values, the keys to delete, and the digest. */
+export function configParams(values: ConfigValues, opts: ConfigUpdateOptions | undefined): Record<string, unknown> {
+  opts = options(opts);
+  return { ...configValues(values), delete: configKeyList(opts.delete), digest: digestOf(opts.digest) };
 }
 
 // A config digest is the SHA1 of the config PVE answered (40 hex digits at most).

@@ -23,7 +23,7 @@ import type {
   VncProxy,
 } from '../types.js';
 import type { Context } from './context.js';
-import type { ConfigValues } from './guest.js';
+import { type ConfigValues, configValues } from './guest.js';
 import { type CloudImageVmOptions, cloudImageVmParams, type QemuCreateOptions, qemuCreateParams } from './qemu.js';
 import { StorageApi, type StorageContentType } from './storage.js';
 
@@ -112,7 +112,12 @@ export class NodeApi {
         opts = options(opts);
         const id = checkVmid(vmid);
         const template = checkVolumeId(ostemplate, 'ostemplate');
-        const params = { ...options(config, 'config'), vmid: id, ostemplate: template, pool: optionalPool(opts.pool) };
+        const params = {
+          ...configValues(config, 'config'),
+          vmid: id,
+          ostemplate: template,
+          pool: optionalPool(opts.pool),
+        };
         const upid = await ctx.t.post<string>(`${base}/lxc`, { ...callOptions(opts), params });
         return ctx.guestTask(upid, node, id);
       },

@@ -22,7 +22,7 @@ import type { Task } from '../task.js';
 import type { GuestNetworkInterface, QemuMigratePrecondition, QemuStatus, TermProxy } from '../types.js';
 import { AgentApi, isAgentUnavailable } from './agent.js';
 import type { Context } from './context.js';
-import { type ConfigUpdateOptions, type ConfigValues, configParams, GuestApi } from './guest.js';
+import { type ConfigUpdateOptions, type ConfigValues, configParams, configValues, GuestApi } from './guest.js';
 
 export interface QemuMigrateOptions extends CallOptions {
   /** Live migration of a running VM. */
@@ -214,7 +214,7 @@ export function qemuCreateParams(opts: QemuCreateOptions): Record<string, unknow
     pool: optionalPool(opts.pool),
     start: opts.start,
     ...(opts.cloudInit ? cloudInitParams(opts.cloudInit) : {}),
-    ...opts.config,
+    ...(opts.config === undefined ? {} : configValues(opts.config, 'config')),
   };
 }
 
