@@ -33,7 +33,10 @@ export interface ClusterGuest {
   /** First address that is neither loopback nor link-local. */
   readonly ip?: string;
   readonly enriched: boolean;
-  /** Why enrichment of this guest failed, if it did. */
+  /**
+   * Why enrichment of this guest failed, if it did. `addresses: ...` when only the agent or
+   * interfaces call failed (the config is there); a guest whose agent is not running simply has none.
+   */
   readonly enrichError?: string;
 }
 

@@ -93,6 +93,23 @@ test('agent.isRunning() is false only for the agent-unavailable answers', async 
   assert.equal(isAgentUnavailable(new Error('QEMU guest agent is not running'), 100), false);
 });
 
+test('the cluster view: no addresses without a running agent, a said failure for anything else', async () => {
+  const { s, pve } = await setup();
+  s.faults.failNext(INTERFACES, { status: 500, message: 'QEMU guest agent is not running' });
+  const quiet = (await (await pve.cluster.view({ fresh: true })).enriched).guests.find((g) => g.vmid === 100);
+  assert.equal(quiet?.enriched, true);
+  assert.equal(quiet?.ip, undefined);
+  assert.equal(quiet?.enrichError, undefined);
+  s.faults.failNext(INTERFACES, { status: 403, message: 'Permission check failed' });
+  const refused = (await (await pve.cluster.view({ fresh: true })).enriched).guests.find((g) => g.vmid === 100);
+  assert.equal(refused?.enriched, true);
+  assert.equal(refused?.config?.agentEnabled, true, 'the config read stays');
+  assert.match(refused?.enrichError ?? '', /^addresses: .*Permission check failed/);
+  const fine = (await (await pve.cluster.view({ fresh: true })).enriched).guests.find((g) => g.vmid === 100);
+  assert.ok(fine?.ip);
+  assert.equal(fine?.enrichError, undefined);
+});
+
 test('the simulator recorded no schema violations from this client', () => {
   assert.deepEqual(violations(), []);
 });

@@ -16,7 +16,9 @@ import type {
   TaskSummary,
   Version,
 } from '../types.js';
+import { isAgentUnavailable } from './agent.js';
 import type { Context } from './context.js';
+import { isContainerNotRunning } from './lxc.js';
 
 export interface ClusterViewOptions extends ReadOptions {
   /** Requests in flight during enrichment (default 8). */
@@ -257,6 +259,7 @@ export class ClusterApi {
       });
       const config = parseGuestConfig(guest.type, raw);
       let interfaces: GuestNetworkInterface[] | undefined;
+      let addressError: string | undefined;
       if (addresses && guest.status === 'running' && (guest.type === 'lxc' || config.agentEnabled)) {
         try {
           interfaces =
@@ -266,7 +269,11 @@ export class ClusterApi {
               : await this.ctx.t.get<GuestNetworkInterface[]>(`${base}/interfaces`, o);
         } catch (error) {
           if (o.signal.aborted) throw error;
-          // An agent that does not answer leaves the guest without addresses, not without config.
+          // A guest without a running agent simply has no addresses to tell; any other failure
+          // (401, 403, a timeout of the agent) is said, while the config read stays.
+          const unavailable =
+            guest.type === 'qemu' ? isAgentUnavailable(error, guest.vmid) : isContainerNotRunning(error);
+          if (!unavailable) addressError = error instanceof Error ? error.message : String(error);
         }
       }
       const ip = firstNonLoopbackIp(interfaces);
@@ -276,6 +283,7 @@ export class ClusterApi {
         enriched: true,
         ...(interfaces ? { interfaces } : {}),
         ...(ip ? { ip } : {}),
+        ...(addressError ? { enrichError: `addresses: ${addressError}` } : {}),
       });
     } catch (error) {
       if (o.signal.aborted) throw error;

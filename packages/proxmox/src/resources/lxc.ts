@@ -117,9 +117,14 @@ export class LxcApi extends GuestApi<LxcStatus> {
     try {
       return await this.interfaces(opts);
     } catch (error) {
-      const message = pveMessageOf(error, 500);
-      if (message !== undefined && /^CT \d+ (is )?not running$/.test(message)) return undefined;
+      if (isContainerNotRunning(error)) return undefined;
       throw error;
     }
   }
+}
+
+/** Whether PVE answered that the container is not running (a 500 saying exactly that). */
+export function isContainerNotRunning(error: unknown): boolean {
+  const message = pveMessageOf(error, 500);
+  return message !== undefined && /^CT \d+ (is )?not running$/.test(message);
 }
