@@ -13,6 +13,9 @@ export { TICKET_LIFETIME_S } from './auth.js';
 export { type Clock, SimClock } from './clock.js';
 export type { AgentScript } from './context.js';
 export { type FailOptions, type FaultPattern, Faults } from './faults.js';
+export { FormatRegistry } from './formats/index.js';
+export { compilePerlPattern, translatePerlPattern, UnsupportedPatternError } from './perl-regex.js';
+export { formatPropertyString, parsePropertyString, splitPropertyString } from './property-string.js';
 export { generateFromSchema } from './returns.js';
 export {
   findPveSchema,
@@ -35,4 +38,4 @@ export {
 } from './server.js';
 export type { Guest, GuestType, SimNode, SimState, StorageDef, Task, Volume } from './state.js';
 export { PveError } from './state.js';
-export { parsePropertyString, splitPropertyString, validateParams } from './validate.js';
+export { type ValidationOutcome, Validator, validateParams } from './validate.js';

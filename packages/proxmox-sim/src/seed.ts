@@ -56,7 +56,9 @@ export function seedState(state: SimState, options: SeedOptions): void {
   const nodeList =
     typeof options.nodes === 'number'
       ? Array.from({ length: options.nodes }, (_, i) => ({ name: `pve${i + 1}`, online: true }))
-      : options.nodes.map((n) => (typeof n === 'string' ? { name: n, online: true } : { online: true, ...n }));
+      : options.nodes.map((n) =>
+          typeof n === 'string' ? { name: n, online: true } : { name: n.name, online: n.online !== false },
+        );
   nodeList.forEach((n, i) => {
     state.nodes.set(n.name, {
       name: n.name,
