@@ -54,6 +54,14 @@ test('an upload goes through the transport: multipart from the shared writer, th
     'content',
     'filename',
   ]);
+  // An empty file is a valid body too.
+  await (
+    await pve
+      .node('pve1')
+      .storage('local')
+      .upload(await file('empty.iso', 0), { content: 'iso' })
+  ).wait();
+  assert.equal(s.state.volumesOf('pve1', 'local').get('local:iso/empty.iso')?.size, 0);
 });
 
 test('an upload whose ticket PVE no longer accepts logs in again and sends the file again', async () => {

@@ -120,7 +120,9 @@ export class StorageApi {
       size,
       async *chunks(): AsyncGenerator<Buffer> {
         let sent = 0;
-        for await (const chunk of createReadStream(file)) {
+        if (size === 0) return;
+        // Exactly the bytes counted in Content-Length, even if the file grows meanwhile.
+        for await (const chunk of createReadStream(file, { end: size - 1 })) {
           yield chunk as Buffer;
           sent += (chunk as Buffer).length;
           onProgress?.(Math.min(sent, size), size);
