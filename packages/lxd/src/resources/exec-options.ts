@@ -118,6 +118,11 @@ export function execBody(input: ExecInput): Record<string, unknown> {
   return body;
 }
 
+/** The caller's project, picked out of its options (nothing else travels along). */
+export function projectOf(opts: { project?: string | undefined }): { project?: string } {
+  return opts.project === undefined ? {} : { project: opts.project };
+}
+
 function refuse(argument: string, message: string): never {
   throw new InvalidArgumentError({ message, argument, backend: BACKEND });
 }

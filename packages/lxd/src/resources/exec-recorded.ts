@@ -4,7 +4,7 @@ import { checkInstanceName } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { Operation } from '../types/api.js';
 import { type LxdCallOptions, Resource } from './base.js';
-import { type ExecInput, execBody } from './exec-options.js';
+import { type ExecInput, execBody, projectOf } from './exec-options.js';
 import { operationFailure } from './exec-session.js';
 
 export interface ExecResult {
@@ -112,10 +112,6 @@ export class RecordedExec extends Resource {
     }
     await Promise.all(paths.map((p) => this.call('DELETE', p, opts).catch(() => {})));
   }
-}
-
-export function projectOf(opts: LxdCallOptions): LxdCallOptions {
-  return opts.project === undefined ? {} : { project: opts.project };
 }
 
 /** The log files LXD recorded a command's output to, as paths under /1.0/instances. */

@@ -95,19 +95,21 @@ export class ExecSession implements ExecProcess {
   private constructor(operation: LxdOperation, interactive: boolean) {
     this.#operation = operation;
     this.#interactive = interactive;
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    this.stdout = stdout;
-    this.stderr = stderr;
-    for (const stream of [stdout, stderr]) {
+    const output = (): PassThrough => {
+      const stream: PassThrough = new PassThrough({
+        // A reader that left before the end (break, throw, destroy): the command is not wanted.
+        destroy: (error, callback) => {
+          if (!stream.readableEnded && !this.#settled) this.close();
+          callback(error);
+        },
+      });
       // Errors reach readers through the stream itself (for await, pipeline) and through exit;
       // this listener only keeps an unread stream's error from crashing the process.
       stream.on('error', () => {});
-      stream.once('close', () => {
-        // A reader that left before the end (break, throw, destroy): the command is not wanted.
-        if (!stream.readableEnded && !this.#settled) this.close();
-      });
-    }
+      return stream;
+    };
+    this.stdout = output();
+    this.stderr = output();
     this.stdin = this.#makeStdin();
     this.exit = new Promise<number>((resolve, reject) => {
       this.#resolveExit = resolve;
@@ -196,7 +198,9 @@ export class ExecSession implements ExecProcess {
       control.send(JSON.stringify({ command: 'signal', signal: 9 }), () => this.#releaseSockets(false));
       later(200, () => this.#releaseSockets(false));
     } else this.#releaseSockets(false);
-    for (const stream of [this.stdout, this.stderr] as PassThrough[]) if (!stream.writableEnded) stream.end();
+    for (const stream of [this.stdout, this.stderr] as PassThrough[]) {
+      if (!stream.writableEnded && !stream.destroyed) stream.end();
+    }
   }
 
   toJSON(): Record<string, unknown> {

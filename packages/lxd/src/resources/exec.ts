@@ -5,8 +5,15 @@ import { checkInstanceName } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import { type LxdCallOptions, Resource } from './base.js';
-import { checkExecInput, checkStdin, checkTerminalSize, execBody, type StdinSource } from './exec-options.js';
-import { type ExecResult, projectOf, RecordedExec } from './exec-recorded.js';
+import {
+  checkExecInput,
+  checkStdin,
+  checkTerminalSize,
+  execBody,
+  projectOf,
+  type StdinSource,
+} from './exec-options.js';
+import { type ExecResult, RecordedExec } from './exec-recorded.js';
 import { type ExecProcess, type ExecSecrets, ExecSession } from './exec-session.js';
 
 export type { ExecResult } from './exec-recorded.js';
