@@ -3,7 +3,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { decodeSshKeys, InvalidArgumentError, type ProxmoxClient, UnauthorizedError } from '@vmplane/proxmox';
+import {
+  decodeSshKeys,
+  InvalidArgumentError,
+  isDiskKey,
+  type ProxmoxClient,
+  UnauthorizedError,
+} from '@vmplane/proxmox';
 import type { Simulator } from '@vmplane/proxmox-sim';
 import { passwordClient, sim, violations } from './sim.js';
 
@@ -90,16 +96,29 @@ for (const tls of [false, true]) {
       const current = await vm.status.current();
       assert.equal(current.status, 'running');
       const d = await vm.details();
+      const seeded = s.state.guests.get(100)!.config;
       assert.equal(d.config.name, 'web');
-      assert.ok(d.config.networks.length > 0);
-      assert.ok(d.config.networks[0]?.macAddress);
-      assert.ok(d.config.disks.length > 0);
-      assert.ok(d.interfaces && d.interfaces.length > 0);
-      assert.ok(await vm.ip());
+      // The parsed config is the simulator's: the NIC's MAC and every disk key.
+      const mac = /=([0-9a-f:]{17})/i.exec(String(seeded.net0))?.[1]?.toLowerCase();
+      assert.ok(mac, String(seeded.net0));
+      assert.equal(d.config.networks[0]?.macAddress?.toLowerCase(), mac);
+      assert.deepEqual(
+        d.config.disks.map((x) => x.device).sort(),
+        Object.keys(seeded)
+          .filter((k) => isDiskKey('qemu', k))
+          .sort(),
+      );
+      // The agent reports that NIC, and ip() is the IPv4 address on it.
+      const nic = d.interfaces?.find((i) => i['hardware-address']?.toLowerCase() === mac);
+      const v4 = nic?.['ip-addresses']?.find((a) => a['ip-address-type'] === 'ipv4')?.['ip-address'];
+      assert.match(v4 ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+      assert.equal(await vm.ip(), v4);
       const ct = await pve.lxc('pve2', 200).details();
       assert.equal(ct.config.name, 'ct');
       assert.equal(ct.config.disks[0]?.device, 'rootfs');
-      assert.ok(await pve.lxc('pve2', 200).ip());
+      const eth0 = ct.interfaces?.find((i) => i.name === 'eth0');
+      assert.match(eth0?.inet ?? '', /^\d+\.\d+\.\d+\.\d+\/\d+$/);
+      assert.equal(await pve.lxc('pve2', 200).ip(), eth0?.inet?.split('/')[0]);
     });
 
     test('config update: QEMU is a task, LXC is synchronous; resources and resize', async () => {
