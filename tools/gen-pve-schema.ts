@@ -18,14 +18,18 @@ import { parseSchemaText, serializeSchema } from '../packages/proxmox-sim/src/ap
 const here = dirname(fileURLToPath(import.meta.url));
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { 'pve-version': { type: 'string', default: '9.1.3' } },
+  options: { 'pve-version': { type: 'string' } },
 });
 const [input, out = join(here, '..', 'packages', 'proxmox-sim', 'schema', 'pve-api.json')] = positionals;
 if (!input) {
   process.stderr.write('usage: gen-pve-schema <apidoc.json|apidoc.js> [out] [--pve-version X.Y.Z]\n');
   process.exit(2);
 }
-const schema = parseSchemaText(readFileSync(input, 'utf8'), { pveVersion: values['pve-version'] });
+// The apidoc does not say which release it documents; 9.1.3 is the release the shipped file has.
+const pveVersion = values['pve-version'] ?? '9.1.3';
+if (values['pve-version'] === undefined)
+  process.stderr.write('no --pve-version given: recording 9.1.3; pass the release of the apidoc you read\n');
+const schema = parseSchemaText(readFileSync(input, 'utf8'), { pveVersion });
 const text = serializeSchema(schema);
 writeFileSync(out, text);
 const ops = Object.values(schema.paths).reduce((n, methods) => n + Object.keys(methods).length, 0);

@@ -49,12 +49,15 @@ function caseless(ch: string, flags: Flags): string {
 class Translator {
   private pos = 0;
   private atomic = 0;
+  private backrefs = false;
 
   constructor(private readonly src: string) {}
 
   translate(): string {
     const out = this.alternation({ i: false, s: false });
     if (this.pos < this.src.length) throw new UnsupportedPatternError(`unbalanced ')' at ${this.pos}`);
+    // The groups that emulate atomicity capture, which would shift numbered back-references.
+    if (this.atomic > 0 && this.backrefs) throw new UnsupportedPatternError('back-references with atomic groups');
     return out;
   }
 
@@ -263,7 +266,10 @@ class Translator {
       case 'B':
         return { text: `\\${next}` };
       default:
-        if (/[0-9]/.test(next)) return { text: `\\${next}` }; // a back-reference
+        if (/[0-9]/.test(next)) {
+          this.backrefs = true;
+          return { text: `\\${next}` };
+        }
         if (/[a-zA-Z]/.test(next)) throw new UnsupportedPatternError(`\\${next} has no JavaScript equivalent`);
         // Any other escaped character stands for itself.
         return { text: escapeLiteral(next), code: next.charCodeAt(0) };

@@ -85,6 +85,7 @@ test('translated patterns match what Perl matches and refuse what Perl refuses',
   }
   assert.equal(translatePerlPattern('(?^i:ab)'), '(?:[aA][bB])');
   assert.throws(() => compilePerlPattern('\\p{L}+'), /no JavaScript equivalent/);
+  assert.throws(() => compilePerlPattern('(?>a)(b)\\1'), /back-references with atomic groups/);
 });
 
 test('patterns on the wire: a Perl-syntax pattern inside a property string is enforced', async () => {

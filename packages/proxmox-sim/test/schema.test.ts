@@ -16,6 +16,7 @@ import {
   serializeSchema,
   startSimulator,
 } from '@vmplane/proxmox-sim';
+import { runProcess } from '../../../tools/readme-examples.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const repo = join(pkg, '..', '..');
@@ -239,6 +240,20 @@ test('a simulator started on another schema (an apidoc.js) serves exactly that s
   } finally {
     await sim.close();
   }
+});
+
+test('tools/gen-pve-schema.ts writes the reduced schema of an apidoc.js, with the version given', async () => {
+  const input = join(scratch, 'tool-apidoc.js');
+  const out = join(scratch, 'tool-out.json');
+  writeFileSync(input, `// served by pve-docs\nconst apiSchema = ${JSON.stringify(tinyApidoc, null, 2)};\n`);
+  const r = await runProcess(
+    process.execPath,
+    ['--import', 'tsx', join(repo, 'tools', 'gen-pve-schema.ts'), input, out, '--pve-version', '8.4.1'],
+    { cwd: repo, timeout: 60_000 },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /PVE 8\.4\.1, 3 paths, 2 operations/);
+  assert.equal(readFileSync(out, 'utf8'), serializeSchema(reduceApidoc(tinyApidoc, { pveVersion: '8.4.1' })));
 });
 
 test('the index resolves templates, including ones with encoded slashes and colons', () => {
