@@ -12,7 +12,7 @@ export type { AuthInfo, SimToken, SimUser } from './auth.js';
 export { TICKET_LIFETIME_S } from './auth.js';
 export { type Clock, SimClock } from './clock.js';
 export type { AgentScript } from './context.js';
-export { type FailOptions, type FaultPattern, Faults } from './faults.js';
+export { type FailOptions, type FaultPattern, Faults, type InjectedFault } from './faults.js';
 export { FormatRegistry } from './formats/index.js';
 export { compilePerlPattern, translatePerlPattern, UnsupportedPatternError } from './perl-regex.js';
 export { formatPropertyString, parsePropertyString, splitPropertyString } from './property-string.js';
@@ -28,6 +28,7 @@ export {
 } from './schema.js';
 export type { GuestSpec } from './seed.js';
 export {
+  type ParamType,
   type RequestEntry,
   RequestLog,
   type Simulator,
