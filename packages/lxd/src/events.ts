@@ -1,5 +1,16 @@
-import { type BackoffOptions, backoffDelay, type CallOptions, redactText, sleep } from '@vmplane/common';
+import {
+  type BackoffOptions,
+  backoffDelay,
+  type CallOptions,
+  ConnectionError,
+  checkCallOptions,
+  InvalidArgumentError,
+  redactText,
+  sleep,
+  VmplaneError,
+} from '@vmplane/common';
 import type WebSocket from 'ws';
+import { BACKEND } from './errors.js';
 import type { LxdTransport } from './transport.js';
 import type { Event as ApiEvent, Operation } from './types/api.js';
 
@@ -46,6 +57,31 @@ export interface EventsOptions extends Pick<CallOptions, 'signal'> {
   onReconnect?: (info: ReconnectInfo) => void;
   /** Interval of our own pings, to notice a silent dead connection. Default 15 s. */
   pingInterval?: number;
+  /**
+   * How many events may wait for a reader (default 10,000). When a reader falls that far behind,
+   * the stream stops: the reader gets the events kept, then an EventOverflowError.
+   */
+  maxBuffered?: number;
+}
+
+const DEFAULT_MAX_BUFFERED = 10_000;
+
+/**
+ * The reader fell behind by more than `maxBuffered` events: the stream stopped rather than drop
+ * events silently or grow without bound. Every event before the gap was delivered; a watcher
+ * re-reads the state it follows and opens a new stream.
+ */
+export class EventOverflowError extends VmplaneError {
+  override name = 'EventOverflowError';
+  /** The cap that was reached. */
+  readonly limit: number;
+  constructor(limit: number) {
+    super({
+      message: `event stream stopped: its reader fell ${limit} events behind (maxBuffered); later events were not kept`,
+      backend: BACKEND,
+    });
+    this.limit = limit;
+  }
 }
 
 /**
@@ -63,11 +99,13 @@ export class EventStream implements AsyncIterable<LxdEvent> {
   private fatal: unknown;
   private readonly readyPromise: Promise<void>;
   private readonly abort = new AbortController();
+  private readonly maxBuffered: number;
 
   constructor(
     private readonly transport: LxdTransport,
     private readonly opts: EventsOptions = {},
   ) {
+    this.maxBuffered = checkOptions(opts);
     if (opts.signal) {
       if (opts.signal.aborted) this.close();
       else opts.signal.addEventListener('abort', () => this.close(), { once: true });
@@ -117,9 +155,11 @@ export class EventStream implements AsyncIterable<LxdEvent> {
   private attach(ws: WebSocket): void {
     this.socket = ws;
     let alive = true;
+    let silent = false;
     const interval = this.opts.pingInterval ?? 15_000;
     const pinger = setInterval(() => {
       if (!alive) {
+        silent = true;
         ws.terminate();
         return;
       }
@@ -133,13 +173,27 @@ export class EventStream implements AsyncIterable<LxdEvent> {
     ws.on('message', () => {
       alive = true;
     });
+    let failure: Error | undefined;
+    ws.on('error', (error: Error) => {
+      // 'close' follows every 'error' and drives the reconnection; the error says why.
+      failure ??= error;
+    });
     ws.once('close', () => {
       clearInterval(pinger);
       if (this.closed) return;
-      void this.reconnect(new Error('event stream closed by the server'));
-    });
-    ws.on('error', () => {
-      // 'close' follows every 'error' and drives the reconnection.
+      const why = silent
+        ? `no answer to pings for ${interval * 2} ms`
+        : failure
+          ? redactText(failure.message)
+          : 'closed by the server';
+      void this.reconnect(
+        new ConnectionError({
+          message: `lxd event stream lost: ${why}`,
+          backend: BACKEND,
+          sent: true,
+          syscallCode: (failure as NodeJS.ErrnoException | undefined)?.code,
+        }),
+      );
     });
   }
 
@@ -175,21 +229,29 @@ export class EventStream implements AsyncIterable<LxdEvent> {
       this.waiter = undefined;
       this.failer = undefined;
       w({ value: event, done: false });
+    } else if (this.buffer.length >= this.maxBuffered) {
+      this.fail(new EventOverflowError(this.maxBuffered));
     } else this.buffer.push(event);
   }
 
+  /** How many events wait for the reader. */
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  /** Ends the stream with an error: the events kept come first, then the error, once. */
   private fail(error: unknown): void {
     if (this.closed) return;
-    this.fatal = error;
     this.closed = true;
     this.abort.abort();
     this.socket?.terminate();
     if (this.failer) {
+      // A reader waits, so nothing is buffered: it gets the error now, and only it.
       const f = this.failer;
       this.waiter = undefined;
       this.failer = undefined;
       f(error);
-    }
+    } else this.fatal = error;
   }
 
   /** Stops the stream and closes its websocket. */
@@ -231,4 +293,32 @@ export class EventStream implements AsyncIterable<LxdEvent> {
       },
     };
   }
+}
+
+function checkOptions(opts: EventsOptions): number {
+  if (opts === null || typeof opts !== 'object') {
+    throw new InvalidArgumentError({
+      message: 'events options must be an object',
+      argument: 'options',
+      backend: BACKEND,
+    });
+  }
+  checkCallOptions({ signal: opts.signal }, BACKEND);
+  const max = opts.maxBuffered ?? DEFAULT_MAX_BUFFERED;
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) {
+    throw new InvalidArgumentError({
+      message: `maxBuffered must be an integer from 1 up, not ${String(max)}`,
+      argument: 'maxBuffered',
+      backend: BACKEND,
+    });
+  }
+  const ping = opts.pingInterval;
+  if (ping !== undefined && (typeof ping !== 'number' || !Number.isFinite(ping) || ping < 1 || ping >= 2 ** 31)) {
+    throw new InvalidArgumentError({
+      message: `pingInterval must be a number of milliseconds from 1 below 2^31, not ${String(ping)}`,
+      argument: 'pingInterval',
+      backend: BACKEND,
+    });
+  }
+  return max;
 }
