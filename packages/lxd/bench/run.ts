@@ -14,6 +14,16 @@ import { removeLeftoverLogs } from '../test/support/lxd.js';
 import { type Cli, startCli, startupProbe } from './cli.js';
 import { type Pylxd, startPylxd } from './pylxd.js';
 import { fmtMs, median, type Row, ratio, renderTable } from './table.js';
+import {
+  emptySamples,
+  parseSizes,
+  preparePayload,
+  type SizeSamples,
+  sizeLabel,
+  type TransferContext,
+  transfer,
+  transfersFor,
+} from './transfers.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,6 +38,8 @@ const LIST_SIZE = arg('list', 30);
 const LISTS = arg('lists', 10);
 const MIB = arg('mib', 64);
 const TRANSFERS = arg('transfers', 3);
+/** Sizes of the push/pull rows (`--sizes 4k,64k,1m,16m,64m,256m`); --mib's size is measured in (5). */
+const SIZES = parseSizes(process.argv[process.argv.indexOf('--sizes') + 1]);
 const ALIAS = process.env.VMPLANE_IMAGE_ALIAS ?? 'vmplane-busybox';
 const COMMAND = ['true'];
 /** Output-loss check: rounds of this many execs at once, each printing to stdout and stderr. */
@@ -312,6 +324,7 @@ const pullMs = samples();
 const pullFileMs = samples();
 const pushSftpMs: number[] = [];
 const pullSftpMs: number[] = [];
+const bySize = new Map<number, SizeSamples>(SIZES.map((size) => [size, emptySamples()]));
 const startup: number[] = [];
 /** pylxd's own exec errors, retried (see pylxd_bench.py). */
 const pylxdExecFailures: string[] = [];
@@ -424,6 +437,30 @@ try {
         if (s.pullSftp !== undefined) pullSftpMs.push(s.pullSftp);
       }
     }
+
+    // (6) push and pull at every other size, each payload random and sha256-checked.
+    const ctx: TransferContext = { lxd, cli, py, work: WORK, run: RUN, tmp };
+    for (const size of SIZES) {
+      if (size === MIB * 1024 * 1024) continue;
+      const count = transfersFor(size, TRANSFERS);
+      log(`  push+pull ${sizeLabel(size)} x${count}`);
+      const data = await preparePayload(ctx, size);
+      const into = bySize.get(size) as SizeSamples;
+      try {
+        for (let i = 0; i < count; i++) {
+          for (const c of clients) {
+            stopIfAborting();
+            const s = await transfer(ctx, c, data);
+            into.push[c].push(s.push);
+            into.pull[c].push(s.pull);
+          }
+        }
+      } finally {
+        await data.dispose();
+      }
+    }
+    // (5)'s payload is pylxd's again for the next repetition.
+    await py.call({ op: 'load', file: payloadFile });
   }
 
   const up = median(startup);
@@ -446,10 +483,18 @@ try {
   rows.push({ ...(rows.at(-2) as Row), label: '  same per call, ours via websockets', ours: median(execWebsockets) });
   row(`list recursion=2 (${counts} instances)`, listMs, 1);
   row('  same, pylxd idiomatic (all()+sync+state)', listMs, 1, listIdiomatic);
-  row(`push ${MIB} MiB`, pushMs, 1);
-  rows.push({ ...(rows.at(-1) as Row), label: '  same, ours from the file over SFTP', ours: median(pushSftpMs) });
-  row(`pull ${MIB} MiB into memory`, pullMs, 1);
-  rows.push({ ...(rows.at(-1) as Row), label: '  same, ours over an SFTP session', ours: median(pullSftpMs) });
+  const sizes = [...new Set([...SIZES, MIB * 1024 * 1024])].sort((a, b) => a - b);
+  const atSize = (size: number) => (size === MIB * 1024 * 1024 ? { push: pushMs, pull: pullMs } : bySize.get(size));
+  for (const size of sizes) {
+    row(`push ${sizeLabel(size)}`, (atSize(size) as SizeSamples).push, 1);
+    if (size !== MIB * 1024 * 1024) continue;
+    rows.push({ ...(rows.at(-1) as Row), label: '  same, ours from the file over SFTP', ours: median(pushSftpMs) });
+  }
+  for (const size of sizes) {
+    row(`pull ${sizeLabel(size)} into memory`, (atSize(size) as SizeSamples).pull, 1);
+    if (size !== MIB * 1024 * 1024) continue;
+    rows.push({ ...(rows.at(-1) as Row), label: '  same, ours over an SFTP session', ours: median(pullSftpMs) });
+  }
   row(`pull ${MIB} MiB into a local file (ours: SFTP)`, pullFileMs, 1);
 
   console.log();

@@ -16,6 +16,7 @@ import {
   NotFoundError,
   TimeoutError,
 } from '@vmplane/lxd';
+import { capturingLogger } from './support/capture.js';
 import { connect, createInstance, PREFIX, removeInstance, uniqueName } from './support/lxd.js';
 import { SocketProxy } from './support/socket-proxy.js';
 
@@ -240,5 +241,73 @@ describe('files', () => {
       viaProxy.close();
       await proxy.close();
     }
+  });
+
+  test('large files (over SFTP) mean what small ones (the files endpoint) mean: mode, owner, append, errors', async () => {
+    const small = randomBytes(1000);
+    const large = randomBytes(9 * 1024 * 1024);
+    const outcome = async (content: Buffer, dir: string) => {
+      await lxd.instances.files.mkdir(name, dir, { parents: true });
+      // A new file takes mode and owner; an existing one keeps its own, as LXD's endpoint does.
+      await lxd.instances.files.push(name, `${dir}/f`, content, { mode: 0o640, uid: 1234, gid: 4321 });
+      const created = await lxd.instances.files.stat(name, `${dir}/f`);
+      await lxd.instances.files.push(name, `${dir}/f`, content, { mode: 0o600, uid: 1, gid: 1 });
+      const replaced = await lxd.instances.files.pull(name, `${dir}/f`);
+      await lxd.instances.files.push(name, `${dir}/f`, content, { write: 'append' });
+      const appended = await lxd.instances.files.pull(name, `${dir}/f`);
+      const appendMissing = await lxd.instances.files.push(name, `${dir}/missing`, content, { write: 'append' }).then(
+        () => 'created',
+        (e: unknown) => (e as Error).constructor.name,
+      );
+      const intoDirectory = await lxd.instances.files.push(name, dir, content).then(
+        () => 'written',
+        (e: unknown) => (e instanceof LxdError ? 'LxdError' : String(e)),
+      );
+      const missingDir = await lxd.instances.files.push(name, `${dir}/no/such/x`, content).then(
+        () => 'written',
+        (e: unknown) => (e as Error).constructor.name,
+      );
+      return {
+        created: { type: created.type, mode: created.mode, uid: created.uid, gid: created.gid },
+        replaced: {
+          mode: replaced.mode,
+          uid: replaced.uid,
+          gid: replaced.gid,
+          same: replaced.type === 'file' && replaced.content.equals(content),
+        },
+        appended: appended.type === 'file' && appended.content.equals(Buffer.concat([content, content])),
+        appendMissing,
+        intoDirectory,
+        missingDir,
+      };
+    };
+    const viaEndpoint = await outcome(small, '/srv/small');
+    const viaSftp = await outcome(large, '/srv/large');
+    assert.deepEqual(viaSftp, viaEndpoint);
+    assert.deepEqual(viaEndpoint.created, { type: 'file', mode: 0o640, uid: 1234, gid: 4321 });
+    assert.equal(viaEndpoint.replaced.mode, 0o640, 'an existing file keeps its mode');
+    assert.ok(viaEndpoint.replaced.same && viaEndpoint.appended);
+    // Progress of a large push counts every byte.
+    let sent = 0;
+    await lxd.instances.files.push(name, '/srv/large/progress', large, { onUploadProgress: (n) => (sent = n) });
+    assert.equal(sent, large.length);
+    // Which way each went: only the large transfers opened SFTP sessions.
+    const logger = capturingLogger();
+    const watched = await LxdClient.connect({ logger });
+    try {
+      const upgrades = () => logger.lines.filter((l) => l.message === 'lxd upgrade').length;
+      await watched.instances.files.push(name, '/srv/small/w', small);
+      await watched.instances.files.pull(name, '/srv/small/w');
+      assert.equal(upgrades(), 0, 'small files use the files endpoint');
+      await watched.instances.files.push(name, '/srv/large/w', large);
+      assert.equal(upgrades(), 1, 'a large push goes over SFTP');
+      await watched.instances.files.pull(name, '/srv/large/w');
+      assert.equal(upgrades(), 2, 'a large pull goes over SFTP');
+    } finally {
+      watched.close();
+    }
+    // A missing instance is the same typed error either way.
+    await assert.rejects(lxd.instances.files.push(`${PREFIX}missing-0`, '/root/x', large), NotFoundError);
+    await assert.rejects(lxd.instances.files.pull(`${PREFIX}missing-0`, '/root/x'), NotFoundError);
   });
 });

@@ -3,11 +3,20 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join, posix, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { callOptions, InvalidArgumentError, NotFoundError, path, ServerError, withDeadline } from '@vmplane/common';
+import {
+  ApiError,
+  callOptions,
+  InvalidArgumentError,
+  NotFoundError,
+  path,
+  ServerError,
+  withDeadline,
+} from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { checkInstanceName, checkInstancePath } from '../names.js';
 import { SftpSession, type SftpTransferOptions, type SftpWriteOptions } from '../sftp/session.js';
 import { checkContent, type LxdCallOptions, Resource } from './base.js';
+import { knownLength, pullOverSftp, pushOverSftp, SFTP_THRESHOLD } from './file-transfer.js';
 
 export type FileType = 'file' | 'directory' | 'symlink';
 
@@ -72,10 +81,51 @@ export class InstanceFiles extends Resource {
   async pull(name: string, filePath: string, opts: LxdCallOptions = {}): Promise<InstanceFile> {
     const res = await this.#get(name, filePath, opts);
     const headers = fileHeaders(res.headers);
-    const body = await res.buffer();
-    if (headers.type === 'directory') return { ...headers, type: 'directory', entries: directoryEntries(body) };
-    if (headers.type === 'symlink') return { ...headers, type: 'symlink', target: body.toString('utf8') };
-    return { ...headers, type: 'file', content: body };
+    const length = Number(res.headers['content-length']);
+    if (headers.type === 'file' && Number.isSafeInteger(length) && length >= SFTP_THRESHOLD) {
+      // Large: the rest comes faster over SFTP, many reads in flight.
+      res.discard();
+      const file = await this.#overSftp(name, opts, (session, signal) => pullOverSftp(session, filePath, signal));
+      if (file) return file;
+      return this.#pullEndpoint(name, filePath, opts);
+    }
+    return fromEndpoint(headers, await res.buffer());
+  }
+
+  async #pullEndpoint(name: string, filePath: string, opts: LxdCallOptions): Promise<InstanceFile> {
+    const res = await this.#get(name, filePath, opts);
+    return fromEndpoint(fileHeaders(res.headers), await res.buffer());
+  }
+
+  /**
+   * Runs `fn` on an SFTP session of its own, under the caller's deadline (the client's default
+   * timeout while the session opens). Answers undefined when the daemon refuses the session, or
+   * `fn` declines, so that the files endpoint answers instead.
+   */
+  async #overSftp<T>(
+    name: string,
+    opts: LxdCallOptions,
+    fn: (session: SftpSession, signal: AbortSignal) => Promise<T | undefined | false>,
+  ): Promise<T | undefined> {
+    return withDeadline(callOptions(opts), BACKEND, async (d) => {
+      let session: SftpSession;
+      try {
+        session = await this.sftp(name, {
+          signal: d.signal,
+          timeout: opts.timeout === undefined ? this.transport.defaultTimeout : Number.POSITIVE_INFINITY,
+          project: opts.project,
+        });
+      } catch (error) {
+        if (error instanceof ApiError) return undefined;
+        throw error;
+      }
+      try {
+        const out = await fn(session, d.signal);
+        return out === false ? undefined : out;
+      } finally {
+        session.close();
+      }
+    });
   }
 
   /** Streams a file's content; the stream owns the connection (destroy it to stop early). */
@@ -195,6 +245,24 @@ export class InstanceFiles extends Resource {
         argument: 'onUploadProgress',
         backend: BACKEND,
       });
+    }
+    const size = knownLength(rawBody);
+    if ((opts?.type ?? 'file') === 'file' && size !== undefined && size >= SFTP_THRESHOLD) {
+      // Large: it goes faster over SFTP, many writes in flight, with the endpoint's meaning.
+      const done = await this.#overSftp(
+        name,
+        { ...opts, timeout: opts?.timeout ?? this.transport.defaultTimeout },
+        (session, signal) =>
+          pushOverSftp(session, query.path, rawBody, {
+            signal,
+            mode: opts.mode,
+            uid: opts.uid,
+            gid: opts.gid,
+            write: opts.write,
+            onUploadProgress: opts.onUploadProgress,
+          }),
+      );
+      if (done) return;
     }
     await this.call('POST', url, opts, { query, headers, rawBody, onUploadProgress: opts?.onUploadProgress });
   }
@@ -327,6 +395,13 @@ export class InstanceFiles extends Resource {
       await walk(remoteDir, root);
     });
   }
+}
+
+/** A pull's result from the endpoint's headers and body. */
+function fromEndpoint(headers: FileHeaders, body: Buffer): InstanceFile {
+  if (headers.type === 'directory') return { ...headers, type: 'directory', entries: directoryEntries(body) };
+  if (headers.type === 'symlink') return { ...headers, type: 'symlink', target: body.toString('utf8') };
+  return { ...headers, type: 'file', content: body };
 }
 
 function checkLocalPath(value: unknown): string {
