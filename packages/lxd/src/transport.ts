@@ -3,7 +3,6 @@ import * as https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { inspect } from 'node:util';
 import {
-  type AbortError,
   type CallOptions,
   ConnectionError,
   checkCallOptions,
@@ -15,7 +14,6 @@ import {
   InterruptionError,
   InvalidArgumentError,
   type Logger,
-  longTimer,
   pinnedConnector,
   pinOf,
   type QueryValue,
@@ -26,13 +24,14 @@ import {
   retry,
   retryDecision,
   silentLogger,
-  TimeoutError,
   type TlsTrust,
   tlsOptions,
 } from '@vmplane/common';
 import WebSocket from 'ws';
+import { type CallDeadline, callDeadline, ownedBy } from './call-deadline.js';
 import { errorFrom, errorFromIncoming, headerValue, operationIdOf, readEnvelope, socketError } from './envelope.js';
 import { BACKEND, noteSentAll } from './errors.js';
+import { checkBody, checkProject, isBytes, jsonBody } from './request-checks.js';
 
 export type Pem = string | Buffer;
 
@@ -535,148 +534,5 @@ function connectionsFor(opts: LxdTransportOptions): Connections {
     agent: new http.Agent({ keepAlive: true }),
     tls: {},
     pin: undefined,
-  };
-}
-
-/** Project names as LXD takes them in `?project=`: a non-empty name without '/' or control characters. */
-function checkProject(project: unknown): void {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (typeof project !== 'string' || project === '' || /[/\u0000-\u001f\u007f]/.test(project)) {
-    throw new InvalidArgumentError({
-      message: `Invalid project ${JSON.stringify(typeof project === 'string' ? project.slice(0, 80) : typeof project)}`,
-      argument: 'project',
-      backend: BACKEND,
-    });
-  }
-}
-
-function isBytes(value: unknown): value is Uint8Array | ArrayBuffer {
-  return value instanceof Uint8Array || value instanceof ArrayBuffer;
-}
-
-function isStream(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as { pipe?: unknown; on?: unknown };
-  return (typeof v.pipe === 'function' && typeof v.on === 'function') || Symbol.asyncIterator in value;
-}
-
-/** A raw body: bytes, text or a stream; anything else is refused before a request exists. */
-export function checkBody(body: unknown, argument: string): HttpBody {
-  if (typeof body === 'string' || isBytes(body) || isStream(body)) return body as HttpBody;
-  throw new InvalidArgumentError({
-    message: `${argument} must be bytes (Buffer, Uint8Array, ArrayBuffer), a string or a stream, not ${
-      body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body
-    }`,
-    argument,
-    backend: BACKEND,
-  });
-}
-
-function jsonBody(body: unknown): string {
-  try {
-    const text = JSON.stringify(body);
-    if (typeof text === 'string') return text;
-  } catch (error) {
-    throw new InvalidArgumentError({
-      message: `The request body cannot be sent as JSON: ${(error as Error).message}`,
-      argument: 'body',
-      backend: BACKEND,
-      cause: error,
-    });
-  }
-  throw new InvalidArgumentError({ message: 'The request body is not JSON', argument: 'body', backend: BACKEND });
-}
-
-/**
- * The deadline of one call. The caller's signal and timeout bound all of it; the transport's
- * default timeout (used when the caller gave none) bounds it until `answered()`. It also records
- * what the daemon may have seen, so that an interruption says whether the request was sent and
- * which operation it had started.
- */
-interface CallDeadline {
-  readonly signal: AbortSignal;
-  /** A response, or a connection that may have carried the request, was seen. */
-  sent(operationId?: string): void;
-  /** The answer began: from now on only the caller's limits apply. */
-  answered(): void;
-  /** The call's error: the interruption (told what was sent) when the deadline fired, else `error`. */
-  outcome(error: unknown): unknown;
-  dispose(): void;
-}
-
-function callDeadline(req: CallOptions, fallback: number): CallDeadline {
-  const caller = deadline({ signal: req.signal, timeout: req.timeout }, BACKEND);
-  const controller = new AbortController();
-  let why: TimeoutError | AbortError | undefined;
-  let sent = false;
-  let operationId: string | undefined;
-  const fire = (error: TimeoutError | AbortError) => {
-    if (why) return;
-    why = error;
-    if (sent) noteSentAll(why, operationId);
-    controller.abort(error);
-  };
-  const onCaller = () => {
-    const reason = caller.reason();
-    if (reason) fire(reason);
-  };
-  if (caller.signal.aborted) onCaller();
-  else caller.signal.addEventListener('abort', onCaller, { once: true });
-  let timer =
-    req.timeout === undefined && fallback !== Number.POSITIVE_INFINITY
-      ? longTimer(fallback, () =>
-          fire(new TimeoutError({ message: `Timed out after ${fallback} ms`, backend: BACKEND, timeout: fallback })),
-        )
-      : undefined;
-  return {
-    signal: controller.signal,
-    sent(id) {
-      sent = true;
-      if (id) operationId = id;
-      if (why) noteSentAll(why, operationId);
-    },
-    answered() {
-      timer?.clear();
-      timer = undefined;
-    },
-    outcome: (error) => {
-      if (!why) return error;
-      if (sent || (error instanceof InterruptionError && error.sent)) noteSentAll(why, operationId);
-      return why;
-    },
-    dispose() {
-      timer?.clear();
-      caller.signal.removeEventListener('abort', onCaller);
-      caller.dispose();
-    },
-  };
-}
-
-/** The answer of a raw call, releasing the call's deadline once its body is read or dropped. */
-function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
-  let released = false;
-  const done = () => {
-    if (released) return;
-    released = true;
-    release();
-  };
-  const after = <T>(p: Promise<T>) => p.finally(done);
-  return {
-    status: res.status,
-    statusMessage: res.statusMessage,
-    headers: res.headers,
-    get stream() {
-      const stream = res.stream;
-      if (stream.destroyed) done();
-      else stream.once('close', done);
-      return stream;
-    },
-    buffer: () => after(res.buffer()),
-    text: () => after(res.text()),
-    json: <T>() => after(res.json<T>()),
-    discard: () => {
-      res.discard();
-      done();
-    },
   };
 }

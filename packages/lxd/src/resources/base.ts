@@ -12,7 +12,8 @@ import {
 import { BACKEND } from '../errors.js';
 import { withEtag } from '../etag.js';
 import { LxdOperation } from '../operation.js';
-import { checkBody, type LxdRequest, type LxdTransport, type Method } from '../transport.js';
+import { checkBody } from '../request-checks.js';
+import type { LxdRequest, LxdTransport, Method } from '../transport.js';
 import type { Operation } from '../types/api.js';
 
 /** Options every LXD call takes: `{ signal, timeout }` and the project it applies to. */
