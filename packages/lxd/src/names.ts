@@ -272,6 +272,23 @@ export function checkResolvablePath(path: unknown, argument = 'path'): string {
   return checkPath(path, argument, true);
 }
 
+/** A symlink's target: what the link will hold, relative or absolute, '..' allowed; no NUL. */
+export function checkLinkTarget(target: unknown, argument = 'target'): string {
+  let reason: string | undefined;
+  if (typeof target !== 'string') reason = 'it must be a string';
+  else if (target === '') reason = 'it must not be empty';
+  else if (target.includes('\0')) reason = 'it must not contain NUL';
+  else if (hasLoneSurrogate(target)) reason = 'it is not well-formed Unicode';
+  if (reason !== undefined) {
+    throw new InvalidArgumentError({
+      message: `Invalid symlink target ${describe(target)}: ${reason}`,
+      argument,
+      backend: 'lxd',
+    });
+  }
+  return target as string;
+}
+
 function checkPath(path: unknown, argument: string, dotDot: boolean): string {
   let reason: string | undefined;
   if (typeof path !== 'string') reason = 'it must be a string';
