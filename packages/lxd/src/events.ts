@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import {
   type BackoffOptions,
   backoffDelay,
@@ -237,6 +238,15 @@ export class EventStream implements AsyncIterable<LxdEvent> {
   /** How many events wait for the reader. */
   get buffered(): number {
     return this.buffer.length;
+  }
+
+  /** What printing shows: the stream's state, never its socket (whose TLS options hold the key). */
+  toJSON(): Record<string, unknown> {
+    return { reconnects: this.reconnects, buffered: this.buffer.length, closed: this.closed };
+  }
+
+  [inspect.custom](): string {
+    return `EventStream ${inspect(this.toJSON())}`;
   }
 
   /** Ends the stream with an error: the events kept come first, then the error, once. */

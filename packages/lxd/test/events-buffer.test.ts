@@ -4,6 +4,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { inspect } from 'node:util';
 import { ConnectionError, InvalidArgumentError, LxdClient, VmplaneError } from '@vmplane/lxd';
 import { EventOverflowError } from '../src/events.js';
 import { connect, uniqueName } from './support/lxd.js';
@@ -125,6 +126,17 @@ describe('events: a bounded buffer and typed endings', () => {
       }
       await reading;
       assert.equal(seen, 60);
+    } finally {
+      stream.close();
+    }
+  });
+
+  test('printing a stream shows its state, not its connection', async () => {
+    const stream = lxd.events();
+    try {
+      await stream.ready();
+      assert.deepEqual(JSON.parse(JSON.stringify(stream)), { reconnects: 0, buffered: stream.buffered, closed: false });
+      assert.match(inspect(stream, { depth: Number.POSITIVE_INFINITY }), /^EventStream \{ reconnects: 0/);
     } finally {
       stream.close();
     }

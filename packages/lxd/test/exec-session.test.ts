@@ -115,6 +115,18 @@ describe('exec sessions own their connection', () => {
     });
   }
 
+  test('with a PTY, leaving a for await over the terminal output early kills the command', async () => {
+    const sleep = uniqueSleep();
+    const tty = await lxd.instances.execInteractive(name, { command: ['sh', '-c', `echo ready; exec ${sleep}`] });
+    let seen = '';
+    for await (const chunk of tty.stdout) {
+      seen += String(chunk);
+      if (seen.includes('ready')) break;
+    }
+    assert.ok(await running(sleep, false), `${sleep} still runs`);
+    assert.equal(await tty.exit, 137);
+  });
+
   test('leaving a for await over stderr early kills the command too', async () => {
     const sleep = uniqueSleep();
     const proc = await lxd.instances.spawn(name, { command: ['sh', '-c', `echo oops >&2; exec ${sleep}`] });
