@@ -106,6 +106,12 @@ async function shipsTypes(dir: string): Promise<boolean> {
 
 describe('the packages as published: packed from a clean clone, installed into an empty project', () => {
   before(async () => {
+    // The version the repository's lock installed, so that it is in npm's cache.
+    const typesNodeVersion = (
+      JSON.parse(await readFile(join(root, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
     work = await mkdtemp(join(tmpdir(), 'vmplane-pack-'));
     const clone = join(work, 'repo');
     const tarballs = join(work, 'tarballs');
@@ -113,7 +119,9 @@ describe('the packages as published: packed from a clean clone, installed into a
     await mkdir(tarballs);
     await mkdir(project);
     await step('git clone of HEAD', 'git', ['clone', '-q', '--no-hardlinks', root, clone], work, 60_000);
-    await step('npm ci in the clone', 'npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], clone, 240_000);
+    // --offline: tests send nothing beyond loopback. The set-up's own `npm ci` filled npm's cache
+    // with every package the lock names, which is all that the clone and the consumer need.
+    await step('npm ci in the clone', 'npm', ['ci', '--no-audit', '--no-fund', '--offline'], clone, 240_000);
     const workspaces = PACKAGES.flatMap((p) => ['-w', `packages/${p}`]);
     const pack = await step(
       'npm pack in the clone (prepack builds dist/)',
@@ -150,10 +158,10 @@ describe('the packages as published: packed from a clean clone, installed into a
       [
         'install',
         ...PACKAGES.map((p) => packed.get(p)!.tarball),
-        '@types/node@20',
+        `@types/node@${typesNodeVersion}`,
         '--no-audit',
         '--no-fund',
-        '--prefer-offline',
+        '--offline',
       ],
       project,
       240_000,
