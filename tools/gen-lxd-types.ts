@@ -1,6 +1,7 @@
 /**
  * Generates packages/lxd/src/types/api.ts from the LXD 5.0.2 REST API spec (Apache-2.0,
- * ../shared/specs/lxd-rest-api.yaml). Run: node --import tsx tools/gen-lxd-types.ts [specPath]
+ * canonical/lxd `doc/rest-api.yaml` at tag lxd-5.0.2).
+ * Run: node --import tsx tools/gen-lxd-types.ts <path to rest-api.yaml>
  *
  * Response objects get every property as present (LXD's Go structs serialise them all); request
  * objects (…Post, …Put, …Source, preseeds, tokens) get optional properties, as callers send subsets.
@@ -23,7 +24,11 @@ interface Schema {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-const specPath = process.argv[2] ?? join(here, '..', '..', 'shared', 'specs', 'lxd-rest-api.yaml');
+const specPath = process.argv[2];
+if (!specPath) {
+  process.stderr.write('usage: node --import tsx tools/gen-lxd-types.ts <path to LXD 5.0.2 rest-api.yaml>\n');
+  process.exit(2);
+}
 const spec = parse(readFileSync(specPath, 'utf8')) as { definitions: Record<string, Schema> };
 
 const REQUEST = /(Post|Put|Source|Preseed|Token|Target|KeyPut)$/;
