@@ -131,12 +131,12 @@ export class SimpleStreamsClient {
   }
 
   /** `streams/v1/index.json`. */
-  index(opts: CallOptions = {}): Promise<StreamIndex> {
+  async index(opts: CallOptions = {}): Promise<StreamIndex> {
     return this.#readJson<StreamIndex>('streams/v1/index.json', opts);
   }
 
   /** A products file named by the index. */
-  products(path: string, opts: CallOptions = {}): Promise<Products> {
+  async products(path: string, opts: CallOptions = {}): Promise<Products> {
     return this.#readJson<Products>(path, opts);
   }
 

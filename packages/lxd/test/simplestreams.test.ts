@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   applyAliases,
@@ -11,7 +13,9 @@ import {
   type OperationProgress,
   type Products,
   productsToImages,
+  ServerError,
   SimpleStreamsClient,
+  TimeoutError,
 } from '@vmplane/lxd';
 import { connect, PREFIX, removeInstance, uniqueName } from './support/lxd.js';
 import { type SimpleStreamsServer, startSimpleStreamsServer } from './support/simplestreams-server.js';
@@ -200,6 +204,61 @@ describe('simplestreams client against a local server', () => {
     } finally {
       ss.close();
       await bad.close();
+    }
+  });
+
+  test('the default timeout bounds reading the index and a download until it begins, not the download', async () => {
+    const slow = await startSimpleStreamsServer({ throttleMs: 80 });
+    const ss = new SimpleStreamsClient(slow.url, { timeout: 300 });
+    try {
+      // The server pauses 80 ms before each 64 KiB of the rootfs: the download outlasts 300 ms.
+      assert.ok(Math.ceil(slow.rootfs.length / 65536) * 80 > 3 * 300, 'the rootfs is large enough to be slow');
+      const got = await ss.download(slow.alias);
+      assert.ok(got.rootfs?.equals(slow.rootfs));
+    } finally {
+      ss.close();
+      await slow.close();
+    }
+  });
+
+  test('Retry-After is honoured, a long one is not waited for, and a silent server times out', async () => {
+    let answers: ((res: ServerResponse) => void)[] = [];
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      const next = answers.shift();
+      if (next) next(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const index = (res: ServerResponse) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ format: 'index:1.0', index: {} }));
+    };
+    const busy = (retryAfter: string) => (res: ServerResponse) => {
+      res.writeHead(503, { 'Retry-After': retryAfter });
+      res.end('busy');
+    };
+    try {
+      answers = [busy('1'), index];
+      const ss = new SimpleStreamsClient(url, { retry: { attempts: 3, initial: 5, max: 10 } });
+      assert.deepEqual((await ss.index()).index, {});
+      assert.equal(seen.length, 2);
+      ss.close();
+      seen.length = 0;
+      answers = [busy('120'), index];
+      const impatient = new SimpleStreamsClient(url, { retry: { attempts: 3, initial: 5 } });
+      await assert.rejects(impatient.index(), (e: unknown) => e instanceof ServerError && e.retryAfter === 120);
+      assert.equal(seen.length, 1, 'not retried');
+      impatient.close();
+      answers = [];
+      const silent = new SimpleStreamsClient(url, { timeout: 100, retry: { attempts: 1 } });
+      await assert.rejects(silent.index(), TimeoutError);
+      await assert.rejects(silent.index({ timeout: -1 }), InvalidArgumentError);
+      silent.close();
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 
