@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { callOptions, InvalidArgumentError, path, withDeadline } from '@vmplane/common';
+import { callOptions, InvalidArgumentError, noteSent, path, withDeadline } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { checkInstanceName } from '../names.js';
 import type { LxdOperation } from '../operation.js';
@@ -93,6 +93,10 @@ export class InstanceExec extends Resource {
         const fed = feed(session, stdin);
         const [exitCode, stdout, stderr] = await Promise.race([output, aborted, fed]);
         return { exitCode, stdout, stderr };
+      } catch (error) {
+        // The command ran (and is killed now): whatever it did before may have happened.
+        noteSent(d.reason());
+        throw error;
       } finally {
         d.signal.removeEventListener('abort', onAbort);
         session.close();
