@@ -16,7 +16,7 @@ import { BACKEND } from '../errors.js';
 import { checkInstanceName, checkInstancePath } from '../names.js';
 import { SftpSession, type SftpTransferOptions, type SftpWriteOptions } from '../sftp/session.js';
 import { checkContent, type LxdCallOptions, Resource } from './base.js';
-import { knownLength, pullOverSftp, pushOverSftp, SFTP_THRESHOLD } from './file-transfer.js';
+import { knownLength, PULL_OVER_SFTP_FROM, PUSH_OVER_SFTP_FROM, pullOverSftp, pushOverSftp } from './file-transfer.js';
 
 export type FileType = 'file' | 'directory' | 'symlink';
 
@@ -82,7 +82,7 @@ export class InstanceFiles extends Resource {
     const res = await this.#get(name, filePath, opts);
     const headers = fileHeaders(res.headers);
     const length = Number(res.headers['content-length']);
-    if (headers.type === 'file' && Number.isSafeInteger(length) && length >= SFTP_THRESHOLD) {
+    if (headers.type === 'file' && Number.isSafeInteger(length) && length >= PULL_OVER_SFTP_FROM) {
       // Large: the rest comes faster over SFTP, many reads in flight.
       res.discard();
       const file = await this.#overSftp(name, opts, (session, signal) => pullOverSftp(session, filePath, signal));
@@ -247,7 +247,7 @@ export class InstanceFiles extends Resource {
       });
     }
     const size = knownLength(rawBody);
-    if ((opts?.type ?? 'file') === 'file' && size !== undefined && size >= SFTP_THRESHOLD) {
+    if ((opts?.type ?? 'file') === 'file' && size !== undefined && size >= PUSH_OVER_SFTP_FROM) {
       // Large: it goes faster over SFTP, many writes in flight, with the endpoint's meaning.
       const done = await this.#overSftp(
         name,
