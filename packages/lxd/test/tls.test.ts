@@ -172,6 +172,10 @@ describe('TLS with a client certificate', () => {
       errors.push(await thrown(() => op.wait()));
       assert.ok(errors.at(-1) instanceof OperationFailedError);
       const final = await op.settled();
+      // Objects that hold a connection made with the client's key: an SFTP session, a download.
+      const session = await remote.instances.files.sftp(inst);
+      await remote.instances.files.push(inst, '/root/printed', 'x');
+      const download = await remote.instances.files.pullStream(inst, '/root/printed');
 
       const objects: [string, unknown][] = [
         ['client', remote],
@@ -182,6 +186,8 @@ describe('TLS with a client certificate', () => {
         ['operation.initial.metadata', op.initial.metadata],
         ['final operation', final],
         ['operation list', await local.operations.list().catch(() => [])],
+        ['SFTP session', session],
+        ['download', download],
       ];
       const haystacks: [string, string][] = [
         ...errors.map((e, i): [string, string] => [`error ${i}`, serialiseError(e)]),
@@ -194,6 +200,8 @@ describe('TLS with a client certificate', () => {
         }
         assert.doesNotMatch(text, /PRIVATE KEY/, `${where} mentions the private key`);
       }
+      session.close();
+      download.stream.destroy();
     } finally {
       remote.close();
       await removeInstance(local, inst);
