@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { Ctx } from '../context.js';
 import { fail, parseSize } from '../state.js';
 import { MiB, task } from './common.js';
 import { label } from './guest-model.js';
 import type { Routes } from './router.js';
+import { CONTENT_DIRS, contentFileFormat, normalizeContentFilename, type UploadContent } from './storage-files.js';
 import { storageStatus } from './summaries.js';
 
 /** Storage: per-node status and content, volume allocation and deletion, upload and download-url. */
@@ -16,36 +18,44 @@ function volumeOf(ctx: Ctx) {
   if (!v) return fail(`volume '${volid}' does not exist`);
   return v;
 }
-const CONTENT_DIRS: Record<string, string> = { iso: 'iso', vztmpl: 'vztmpl', import: 'import', backup: 'dump' };
-
-function addVolumeTask(ctx: Ctx, type: string, content: string, filename: string, size: number): string {
+/** The volume that an upload or download-url task adds when it ends, with PVE's task log. */
+function addVolumeTask(
+  ctx: Ctx,
+  type: 'imgcopy' | 'download',
+  content: UploadContent,
+  filename: string,
+  format: string,
+  size: number,
+): string {
   const state = ctx.state;
   const node = ctx.str('node');
   const storage = ctx.str('storage');
   const def = state.storage(storage);
-  if (!def.content.includes(content)) fail(`storage '${storage}' does not support content-type '${content}'`);
-  const volid = `${storage}:${CONTENT_DIRS[content] ?? content}/${filename}`;
-  const format = /\.iso$/i.test(filename)
-    ? 'iso'
-    : /\.qcow2$/i.test(filename)
-      ? 'qcow2'
-      : /\.tar\.zst$/i.test(filename)
-        ? 'tzst'
-        : (filename.split('.').pop() ?? 'raw');
+  const volid = `${storage}:${content}/${filename}`;
+  const dest = `${def.path}/${CONTENT_DIRS[content]}/${filename}`;
+  const tmp = `/var/tmp/pveupload-${createHash('md5').update(`${volid}:${state.now()}`).digest('hex')}`;
+  const log =
+    type === 'imgcopy'
+      ? [
+          `starting file import from: ${tmp}`,
+          `target node: ${node}`,
+          `target file: ${dest}`,
+          `file size is: ${size}`,
+          `command: cp -- ${tmp} ${dest}`,
+          'finished file import successfully',
+        ]
+      : [`downloading ${ctx.str('url')} to ${dest}`, `download of '${ctx.str('url')}' to '${dest}' finished`];
+  // PVE names no worker ID for an upload, and the file name for a download.
   return task(
     ctx,
     node,
     type,
-    storage,
+    type === 'imgcopy' ? '' : filename,
     () => {
+      // PVE overwrites a file of the same name.
       state.volumesOf(node, storage).set(volid, { volid, content, format, size, ctime: state.nowS() });
     },
-    [
-      `starting file import from: ${filename}`,
-      `target node: ${node}`,
-      `target file: ${def.path}/${volid.split(':')[1]}`,
-      `file size is: ${size}`,
-    ],
+    log,
   );
 }
 
@@ -129,14 +139,29 @@ export function register(r: Routes): void {
     });
   });
 
+  // PVE's order: the storage must have a path, the normalised name a suitable extension (400),
+  // and only then the storage the content type.
   r.on('POST', '/nodes/{node}/storage/{storage}/upload', (ctx) => {
+    const storage = ctx.str('storage');
+    const def = ctx.state.storage(storage);
+    if (def.path === undefined) fail(`can't upload to storage type '${def.type}'`);
+    const content = ctx.str('content') as UploadContent;
+    // pveproxy takes the name from the file part's header, trimmed; the form field is a fallback.
     const file = ctx.files.find((f) => f.field === 'filename');
-    const filename = (file?.filename ?? ctx.str('filename')).split('/').pop() ?? 'upload';
-    return addVolumeTask(ctx, 'imgcopy', ctx.str('content'), filename, file?.data.length ?? 0);
+    const raw = (file?.filename ?? ctx.str('filename')).replace(/^[ \t\n\r\f\v]+|[ \t\n\r\f\v]+$/g, '');
+    const filename = normalizeContentFilename(raw, 'byte');
+    const format = contentFileFormat(content, filename);
+    if (!def.content.includes(content)) fail(`storage '${storage}' does not support '${content}' content`);
+    return addVolumeTask(ctx, 'imgcopy', content, filename, format, file?.data.length ?? 0);
   });
   r.on('POST', '/nodes/{node}/storage/{storage}/download-url', (ctx) => {
-    const url = ctx.str('url');
-    if (!/^(https?|ftp):\/\//.test(url)) fail(`invalid URL '${url}'`, 400);
-    return addVolumeTask(ctx, 'download', ctx.str('content'), ctx.str('filename'), 512 * MiB);
+    const storage = ctx.str('storage');
+    const def = ctx.state.storage(storage);
+    if (def.path === undefined) fail(`can't upload to storage type '${def.type}', not a file based storage!`);
+    const content = ctx.str('content') as UploadContent;
+    if (!def.content.includes(content)) fail(`storage '${storage}' is not configured for content-type '${content}'`);
+    const filename = normalizeContentFilename(ctx.str('filename'), 'char');
+    const format = contentFileFormat(content, filename);
+    return addVolumeTask(ctx, 'download', content, filename, format, 512 * MiB);
   });
 }

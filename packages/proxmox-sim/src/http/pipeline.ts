@@ -1,8 +1,10 @@
 /**
  * One API request, as PVE's API server handles it, in named steps: parse the URL, inject faults,
- * read the body, route against the schema, authenticate (ticket + CSRF, or token), gather and
+ * route against the schema, authenticate (ticket + CSRF, or token), read the body, gather and
  * validate the parameters, authorize, run the handler, answer. Each step is a small method; `run`
- * only chains them.
+ * only chains them. Like pveproxy, it authenticates from the headers alone: a refused request is
+ * answered before its body is read (the rest of the body is then read and discarded, so the
+ * connection stays usable; pveproxy closes it instead).
  */
 import type * as http from 'node:http';
 import { type Auth, AuthError, type AuthInfo } from '../auth.js';
@@ -17,6 +19,7 @@ import { paramTypes, type RequestLog, type Violation } from './request-log.js';
 import { cookieTicket, parseBody, parseQuery, readBody, send, sendError } from './wire.js';
 
 const BODY_LIMIT = 256 * 1024 ** 2;
+const UPLOAD = '/nodes/{node}/storage/{storage}/upload';
 
 export interface PipelineDeps {
   schema: SchemaIndex;
@@ -64,9 +67,9 @@ export class RequestPipeline {
     if (!x) return;
     try {
       if (!(await this.injectFaults(x))) return;
-      await this.readBody(x);
       this.route(x);
       this.authenticate(x);
+      await this.readBody(x);
       this.gatherParameters(x);
       this.validate(x);
       this.authorize(x);
@@ -170,7 +173,11 @@ export class RequestPipeline {
     x.op = op;
   }
 
-  /** Ticket (with CSRF for writes) or API token, as PVE checks them before any parameter. */
+  /**
+   * Ticket (with CSRF for writes) or API token, as PVE checks them before any parameter. An upload
+   * needs no CSRF token (PVE skips the check, as HTML forms cannot send the header) but its
+   * permission is checked here, from the headers, before the file is read.
+   */
   private authenticate(x: Exchange): void {
     const op = x.op as PveOperation;
     if (op.permissions?.user === 'world') {
@@ -178,7 +185,10 @@ export class RequestPipeline {
       return;
     }
     const who = authenticateRequest(this.deps.auth, x.req);
-    if (who.via === 'ticket' && x.method !== 'GET') {
+    const isUpload = x.method === 'POST' && x.match?.route.template === UPLOAD;
+    if (isUpload && who.role !== 'Administrator')
+      throw new AuthError(403, `Permission check failed (${permissionPath(op, x.match?.params ?? {})})`);
+    if (who.via === 'ticket' && x.method !== 'GET' && !isUpload) {
       const csrf = x.req.headers.csrfpreventiontoken;
       if (!this.deps.auth.verifyCsrf(Array.isArray(csrf) ? csrf[0] : csrf, who.userid))
         throw new AuthError(401, 'Permission denied - invalid csrf token');
