@@ -10,6 +10,11 @@ export interface GuestSpec {
   template?: boolean;
   /** Extra or overriding config keys (PVE option strings). */
   config?: Record<string, ConfigValue>;
+  /**
+   * Whether the guest OS answers the QEMU guest agent (default true). With false, an agent call on
+   * the running VM fails as on PVE: 500 'QEMU guest agent is not running'.
+   */
+  agentRunning?: boolean;
   /** Files in the guest, readable through the agent's file-read. */
   files?: Record<string, string>;
   pool?: string;
@@ -45,6 +50,7 @@ export function newGuest(
         'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
       ],
     ]),
+    agentRunning: true,
     execs: new Map(),
     nextPid: 1000,
   };
@@ -154,6 +160,7 @@ export function seedState(state: SimState, options: SeedOptions): void {
     g.config[diskKey] = type === 'qemu' ? `${volid},iothread=1,size=32G` : `${volid},size=8G`;
     Object.assign(g.config, spec.config ?? {});
     if (spec.template) g.config.template = 1;
+    if (spec.agentRunning === false) g.agentRunning = false;
     for (const [p, c] of Object.entries(spec.files ?? {})) g.files.set(p, c);
     g.files.set('/etc/hostname', `${g.config.name ?? g.config.hostname}\n`);
     const running = spec.status === 'running' && !spec.template;

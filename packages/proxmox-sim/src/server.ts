@@ -85,6 +85,11 @@ export interface Simulator {
   /** `METHOD /template` of every operation with a real model (the rest answer schema-shaped data). */
   modelledPaths(): string[];
   addUser(user: SimUser): void;
+  /**
+   * Makes the guest OS of a QEMU VM run its guest agent or not (`state.guests.get(vmid).agentRunning`);
+   * an agent call on a running VM without one fails with 500 'QEMU guest agent is not running'.
+   */
+  setAgentRunning(vmid: number, running: boolean): void;
   close(): Promise<void>;
 }
 
@@ -206,6 +211,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       [...handlers.keys()].sort((a, b) => a.split(' ')[1]!.localeCompare(b.split(' ')[1]!) || a.localeCompare(b)),
     addUser: (user: SimUser) => {
       auth.users.set(user.userid, pickUser(user));
+    },
+    setAgentRunning: (vmid: number, running: boolean) => {
+      const g = state.guests.get(vmid);
+      if (g?.type !== 'qemu') throw new Error(`setAgentRunning: no QEMU VM ${vmid}`);
+      g.agentRunning = running;
     },
     close: async () => {
       if (closed) return;

@@ -82,6 +82,11 @@ export interface Guest {
   startedAt: number;
   pool?: string | undefined;
   files: Map<string, string>;
+  /**
+   * Whether the guest OS runs the QEMU guest agent (answers guest-ping while the VM runs). Kept
+   * across restarts; false makes every agent call fail with 'QEMU guest agent is not running'.
+   */
+  agentRunning: boolean;
   execs: Map<number, ExecRecord>;
   nextPid: number;
 }

@@ -9,11 +9,17 @@ import type { Routes } from './router.js';
 /** The QEMU guest agent: ping, info, host name, OS info, interfaces, file systems, exec (answered by
  * the scripted agent or the built-in shell of guest-shell.ts), exec-status and file read/write. */
 
-function agentGuest(ctx: Ctx, command: string): Guest {
+/**
+ * PVE's assert_agent_available, in its order: an `agent` key at all (PVE tests only that it is
+ * there, so `agent: 0` passes), the VM running, then a guest-ping answered within 3 s, which fails
+ * when the agent is disabled (QEMU has no agent channel), not running in the guest, or the VM is
+ * paused.
+ */
+function agentGuest(ctx: Ctx): Guest {
   const g = guestOf(ctx, 'qemu');
-  if (!agentEnabled(g)) fail('No QEMU guest agent configured');
+  if (g.config.agent === undefined) fail('No QEMU guest agent configured');
   if (g.status !== 'running') fail(`VM ${g.vmid} is not running`);
-  if (g.qmpstatus === 'paused') fail(`VM ${g.vmid} qmp command '${command}' failed - got timeout`);
+  if (!agentEnabled(g) || !g.agentRunning || g.qmpstatus === 'paused') fail('QEMU guest agent is not running');
   return g;
 }
 
@@ -21,11 +27,11 @@ const agentPath = (cmd: string) => `/nodes/{node}/qemu/{vmid}/agent/${cmd}`;
 
 export function register(r: Routes): void {
   r.on('POST', agentPath('ping'), (ctx) => {
-    agentGuest(ctx, 'guest-ping');
+    agentGuest(ctx);
     return { result: {} };
   });
   r.on('GET', agentPath('info'), (ctx) => {
-    agentGuest(ctx, 'guest-info');
+    agentGuest(ctx);
     return {
       result: {
         version: '7.2.0',
@@ -41,11 +47,11 @@ export function register(r: Routes): void {
     };
   });
   r.on('GET', agentPath('get-host-name'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-get-host-name');
+    const g = agentGuest(ctx);
     return { result: { 'host-name': String(g.config.name ?? `vm${g.vmid}`) } };
   });
   r.on('GET', agentPath('get-osinfo'), (ctx) => {
-    agentGuest(ctx, 'guest-get-osinfo');
+    agentGuest(ctx);
     return {
       result: {
         id: 'debian',
@@ -60,7 +66,7 @@ export function register(r: Routes): void {
     };
   });
   r.on('GET', agentPath('network-get-interfaces'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-network-get-interfaces');
+    const g = agentGuest(ctx);
     const ifaces: Array<Record<string, unknown>> = [
       {
         name: 'lo',
@@ -123,7 +129,7 @@ export function register(r: Routes): void {
     return { result: ifaces };
   });
   r.on('GET', agentPath('get-fsinfo'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-get-fsinfo');
+    const g = agentGuest(ctx);
     const total = maxdisk(ctx.state, g) || 32 * GiB;
     return {
       result: [
@@ -158,7 +164,7 @@ export function register(r: Routes): void {
   });
 
   r.on('POST', agentPath('exec'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-exec');
+    const g = agentGuest(ctx);
     const raw = ctx.params.command;
     const argv = (Array.isArray(raw) ? raw : [raw]).map((x) => String(x));
     const input = ctx.optStr('input-data');
@@ -176,7 +182,7 @@ export function register(r: Routes): void {
     return { pid };
   });
   r.on('GET', agentPath('exec-status'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-exec-status');
+    const g = agentGuest(ctx);
     const pid = ctx.int('pid');
     const e = g.execs.get(pid);
     if (!e) return fail(`Agent error: Invalid parameter 'pid'`);
@@ -189,14 +195,14 @@ export function register(r: Routes): void {
     };
   });
   r.on('GET', agentPath('file-read'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-file-open');
+    const g = agentGuest(ctx);
     const file = ctx.str('file');
     const c = g.files.get(file);
     if (c === undefined) return fail(`Agent error: Failed to open file '${file}': No such file or directory`);
     return { content: c };
   });
   r.on('POST', agentPath('file-write'), (ctx) => {
-    const g = agentGuest(ctx, 'guest-file-open');
+    const g = agentGuest(ctx);
     const content = ctx.str('content');
     g.files.set(ctx.str('file'), ctx.bool('encode', true) ? content : Buffer.from(content, 'base64').toString('utf8'));
     return null;
@@ -212,7 +218,7 @@ export function register(r: Routes): void {
     'shutdown',
   ]) {
     r.on('POST', agentPath(cmd), (ctx) => {
-      const g = agentGuest(ctx, `guest-${cmd}`);
+      const g = agentGuest(ctx);
       if (cmd === 'shutdown') stopGuest(g);
       return { result: cmd === 'fsfreeze-status' ? 'thawed' : {} };
     });
