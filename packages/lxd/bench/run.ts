@@ -369,7 +369,7 @@ try {
     log(`repetition ${r + 1}/${REPS}: order ${clients.join(', ')}`);
 
     // The CLI's start-up: a trivial call that reaches the daemon, sampled in every repetition.
-    for (let i = 0; i < 5; i++) startup.push(await startupProbe(cli));
+    for (let i = 0; i < 5; i++) startup.push(await startupProbe(cli, () => lxd.server.get()));
 
     // (1) create + start + delete, one container at a time, clients interleaved per container.
     log(`  create+start+delete x${CYCLES}`);
@@ -500,7 +500,7 @@ try {
   console.log();
   console.log(
     `@vmplane/lxd vs lxc ${cli.version} vs pylxd ${py.version} — LXD ${server?.server_version ?? '?'}, ` +
-      `medians of ${REPS} repetitions (ms); lxc start-up = median \`lxc version\` = ${fmtMs(up)} ms`,
+      `medians of ${REPS} repetitions (ms); lxc start-up = median \`lxc version\` - GET /1.0 = ${fmtMs(up)} ms`,
   );
   console.log(renderTable(rows));
   console.log();

@@ -69,23 +69,32 @@ export async function pushOverSftp(
 }
 
 /**
- * Reads a regular file (the endpoint said it is one) over SFTP, with the endpoint's headers: LXD
- * reports the permission bits only.
+ * Reads a regular file (the endpoint said it is one, and how long) over SFTP, with the endpoint's
+ * headers: LXD reports the permission bits only. The bytes land in one buffer of the announced
+ * size as they come, instead of thousands of chunks joined at the end (a second pass over all
+ * of them); a file that grew meanwhile is read to its end all the same.
  */
 export async function pullOverSftp(
   session: SftpSession,
   path: string,
   signal: AbortSignal,
+  expected: number,
 ): Promise<{ type: 'file'; uid: number; gid: number; mode: number; content: Buffer }> {
-  const chunks: Buffer[] = [];
+  const into = Buffer.allocUnsafe(expected);
+  const beyond: Buffer[] = [];
+  let filled = 0;
   const read = await session.read(path, { signal }, (chunk) => {
-    chunks.push(chunk);
+    if (beyond.length === 0 && filled + chunk.length <= into.length) {
+      chunk.copy(into, filled);
+      filled += chunk.length;
+    } else beyond.push(chunk);
   });
+  const head = into.subarray(0, filled);
   return {
     type: 'file',
     uid: read.uid ?? 0,
     gid: read.gid ?? 0,
     mode: (read.mode ?? 0) & 0o777,
-    content: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, read.bytes),
+    content: beyond.length === 0 ? head : Buffer.concat([head, ...beyond]),
   };
 }

@@ -85,7 +85,9 @@ export class InstanceFiles extends Resource {
     if (headers.type === 'file' && Number.isSafeInteger(length) && length >= PULL_OVER_SFTP_FROM) {
       // Large: the rest comes faster over SFTP, many reads in flight.
       res.discard();
-      const file = await this.#overSftp(name, opts, (session, signal) => pullOverSftp(session, filePath, signal));
+      const file = await this.#overSftp(name, opts, (session, signal) =>
+        pullOverSftp(session, filePath, signal, length),
+      );
       if (file) return file;
       return this.#pullEndpoint(name, filePath, opts);
     }
