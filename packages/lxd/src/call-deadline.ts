@@ -77,6 +77,7 @@ export function callDeadline(req: CallOptions, fallback: number): CallDeadline {
 /** The answer of a raw call, releasing the call's deadline once its body is read or dropped. */
 export function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
   let released = false;
+  let streamed = false;
   const done = () => {
     if (released) return;
     released = true;
@@ -89,6 +90,7 @@ export function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
     headers: res.headers,
     get stream() {
       const stream = res.stream;
+      streamed = true;
       if (stream.destroyed) done();
       else stream.once('close', done);
       return stream;
@@ -97,7 +99,10 @@ export function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
     text: () => after(res.text()),
     json: <T>() => after(res.json<T>()),
     discard: () => {
-      res.discard();
+      // Once the stream was handed out, dropping it quietly is destroying it: the answer's own
+      // discard would fail the stream with "connection lost", an error nobody may be listening for.
+      if (streamed) res.stream.destroy();
+      else res.discard();
       done();
     },
   };

@@ -219,6 +219,29 @@ describe('transport behaviour under faults', () => {
     assert.equal(await openConnections(), 0);
   });
 
+  test('a raw answer can be dropped after its stream was taken, without an unhandled error', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      // The body never ends: dropping it cuts the connection mid-answer.
+      res.write(Buffer.alloc(64 * 1024));
+    };
+    const lxd = await client();
+    const unhandled: unknown[] = [];
+    const onUncaught = (e: unknown) => unhandled.push(e);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const res = await lxd.transport.raw({ method: 'GET', path: '/1.0/instances/x/files' });
+      const stream = res.stream;
+      res.discard();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(stream.destroyed);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      lxd.close();
+    }
+  });
+
   test('an HTML or garbage answer is a typed error, not a crash', async () => {
     handler = (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/html' });

@@ -8,10 +8,10 @@ import type { SftpSession } from '../sftp/session.js';
  * reads and writes in flight; below these sizes the session's own set-up (an upgrade and a
  * handshake) costs more than it saves. A pull learns the size from the endpoint's answer, and
  * drops it to switch, which costs a request more. Measured side by side with pylxd and lxc
- * (`npm run bench:lxd`, and the sizes in between): pushes gain from about 1 MiB, pulls from 4 MiB.
+ * (`npm run bench:lxd`, and the sizes in between): pushes gain from about 1 MiB, pulls from 4-8 MiB.
  */
 export const PUSH_OVER_SFTP_FROM = 1024 * 1024;
-export const PULL_OVER_SFTP_FROM = 4 * 1024 * 1024;
+export const PULL_OVER_SFTP_FROM = 6 * 1024 * 1024;
 
 /** The length of content whose length is known before sending: text and bytes. */
 export function knownLength(content: unknown): number | undefined {
