@@ -145,6 +145,24 @@ describe('images', () => {
     await remove(result.fingerprint);
   });
 
+  test('uploads take any bytes: an ArrayBuffer, a Uint8Array view into a larger buffer', async () => {
+    const tarball = unifiedImage();
+    const exact = tarball.buffer.slice(tarball.byteOffset, tarball.byteOffset + tarball.length);
+    const first = await lxd.images.upload({ tarball: exact });
+    fingerprints.add(first.fingerprint);
+    assert.equal(first.fingerprint, sha256(tarball));
+    await remove(first.fingerprint);
+    const metadata = splitMetadata();
+    const rootfs = readFileSync(join(IMAGE_DIR, 'split-rootfs.squashfs'));
+    const backing = new Uint8Array(metadata.length + 100);
+    backing.set(metadata, 50);
+    const view = new Uint8Array(backing.buffer, 50, metadata.length);
+    const split = await lxd.images.upload({ metadata: view, rootfs: new Uint8Array(rootfs) });
+    fingerprints.add(split.fingerprint);
+    assert.equal(split.fingerprint, sha256(metadata, rootfs));
+    await remove(split.fingerprint);
+  });
+
   test('split upload (multipart metadata + squashfs rootfs from a file), export round trip', async () => {
     const metadata = splitMetadata();
     const rootfsPath = join(IMAGE_DIR, 'split-rootfs.squashfs');
