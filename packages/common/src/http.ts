@@ -241,6 +241,7 @@ function response(res: http.IncomingMessage, req: HttpExchange, what: string): H
         });
   let consumed: Promise<Buffer> | undefined;
   let piped: Readable | undefined;
+  let discarded = false;
   const buffer = () => {
     consumed ??= new Promise<Buffer>((ok, fail) => {
       // With a known length the body lands in one allocation instead of thousands of chunks
@@ -274,8 +275,10 @@ function response(res: http.IncomingMessage, req: HttpExchange, what: string): H
         // Node ends a cut answer with a bare `Error: aborted`; the reader gets a typed error
         // instead. The same Buffer objects pass through: nothing is copied.
         const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-        res.on('error', (e: NodeJS.ErrnoException) => out.destroy(failure(e)));
-        res.on('aborted', () => out.destroy(failure()));
+        // A discarded answer ends its stream quietly: an error there may have no listener.
+        const fail = (e?: NodeJS.ErrnoException) => (discarded ? out.destroy() : out.destroy(failure(e)));
+        res.on('error', fail);
+        res.on('aborted', () => fail());
         out.once('close', () => {
           if (!res.complete) res.destroy();
         });
@@ -301,8 +304,9 @@ function response(res: http.IncomingMessage, req: HttpExchange, what: string): H
       }
     },
     discard: () => {
-      res.destroy();
+      discarded = true;
       piped?.destroy();
+      res.destroy();
     },
   };
 }

@@ -198,6 +198,20 @@ describe('exchange: the answer stream fails with typed errors', () => {
     await assert.rejects(again.buffer(), ConnectionError);
   });
 
+  test('discarding an answer whose stream was taken ends the stream quietly', async () => {
+    const res = await exchange({ method: 'GET', url: new URL('/stall', url), signal: never });
+    const stream = res.stream;
+    let failed: unknown;
+    stream.on('error', (e) => {
+      failed = e;
+    });
+    const closed = new Promise((ok) => stream.once('close', ok));
+    res.discard();
+    await closed;
+    assert.equal(stream.destroyed, true);
+    assert.equal(failed, undefined);
+  });
+
   test('the deadline firing while the body is read is its TimeoutError', async () => {
     const d = deadline({ timeout: 30 });
     try {
