@@ -113,3 +113,27 @@ test('the cluster view: no addresses without a running agent, a said failure for
 test('the simulator recorded no schema violations from this client', () => {
   assert.deepEqual(violations(), []);
 });
+
+test('a container that is not running has no interfaces: PVE 9 answers null, PVE 8 a 500', async () => {
+  const s = await sim({
+    nodes: 1,
+    guests: [
+      { vmid: 200, type: 'lxc', node: 'pve1', status: 'stopped' },
+      { vmid: 201, type: 'lxc', node: 'pve1', status: 'running' },
+    ],
+  });
+  const pve = tokenClient(s);
+  assert.deepEqual(await pve.lxc('pve1', 200).interfaces(), []);
+  assert.equal(await pve.lxc('pve1', 200).ip(), undefined);
+  const running = pve.lxc('pve1', 201);
+  assert.ok((await running.interfaces()).some((i) => i.name === 'eth0'));
+  // It stops between the status read and the interfaces read: no interfaces, no error.
+  s.faults.failNext('/nodes/{node}/lxc/{vmid}/interfaces', { status: 500, message: 'CT 201 not running' });
+  const d = await running.details({ fresh: true });
+  assert.equal(d.interfaces, undefined);
+  const view = await (await pve.cluster.view({ addresses: true, fresh: true })).enriched;
+  const stopped = view.guests.find((g) => g.vmid === 200);
+  assert.equal(stopped?.interfaces, undefined);
+  assert.equal(stopped?.enrichError, undefined);
+  assert.ok(view.guests.find((g) => g.vmid === 201)?.interfaces?.some((i) => i.name === 'eth0'));
+});

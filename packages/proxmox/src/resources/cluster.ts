@@ -266,7 +266,8 @@ export class ClusterApi {
             guest.type === 'qemu'
               ? ((await this.ctx.t.get<{ result?: GuestNetworkInterface[] }>(`${base}/agent/network-get-interfaces`, o))
                   ?.result ?? [])
-              : await this.ctx.t.get<GuestNetworkInterface[]>(`${base}/interfaces`, o);
+              : // PVE 9 answers null for a container that stopped since the resources were read.
+                ((await this.ctx.t.get<GuestNetworkInterface[] | null>(`${base}/interfaces`, o)) ?? undefined);
         } catch (error) {
           if (o.signal.aborted) throw error;
           // A guest without a running agent simply has no addresses to tell; any other failure

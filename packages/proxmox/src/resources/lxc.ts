@@ -96,9 +96,14 @@ export class LxcApi extends GuestApi<LxcStatus> {
     this.invalidate();
   }
 
-  /** The running container's interfaces, as LXC reports them. */
+  /** The running container's interfaces, as LXC reports them; none when it is not running. */
   async interfaces(opts: CallOptions = {}): Promise<GuestNetworkInterface[]> {
-    return this.ctx.t.get<GuestNetworkInterface[]>(this.p('/interfaces'), callOptions(opts));
+    return (await this.#interfaces(opts)) ?? [];
+  }
+
+  // PVE 9 answers null for a container that is not running (older versions a 500, see below).
+  #interfaces(opts: CallOptions): Promise<GuestNetworkInterface[] | null> {
+    return this.ctx.t.get<GuestNetworkInterface[] | null>(this.p('/interfaces'), callOptions(opts));
   }
 
   async ip(opts: CallOptions = {}): Promise<string | undefined> {
@@ -115,7 +120,7 @@ export class LxcApi extends GuestApi<LxcStatus> {
     opts: CallOptions,
   ): Promise<GuestNetworkInterface[] | undefined> {
     try {
-      return await this.interfaces(opts);
+      return (await this.#interfaces(opts)) ?? undefined;
     } catch (error) {
       if (isContainerNotRunning(error)) return undefined;
       throw error;
@@ -123,7 +128,10 @@ export class LxcApi extends GuestApi<LxcStatus> {
   }
 }
 
-/** Whether PVE answered that the container is not running (a 500 saying exactly that). */
+/**
+ * Whether PVE answered that the container is not running with a 500 saying exactly that (PVE 8
+ * and before; PVE 9 answers null instead).
+ */
 export function isContainerNotRunning(error: unknown): boolean {
   const message = pveMessageOf(error, 500);
   return message !== undefined && /^CT \d+ (is )?not running$/.test(message);
