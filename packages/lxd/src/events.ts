@@ -12,6 +12,7 @@ import {
 } from '@vmplane/common';
 import type WebSocket from 'ws';
 import { BACKEND } from './errors.js';
+import { checkProjectName } from './names.js';
 import type { LxdTransport } from './transport.js';
 import type { Event as ApiEvent, Operation } from './types/api.js';
 
@@ -314,6 +315,7 @@ function checkOptions(opts: EventsOptions): number {
     });
   }
   checkCallOptions({ signal: opts.signal }, BACKEND);
+  if (opts.project !== undefined) checkProjectName(opts.project);
   const max = opts.maxBuffered ?? DEFAULT_MAX_BUFFERED;
   if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) {
     throw new InvalidArgumentError({

@@ -26,6 +26,7 @@ export { etagOf } from './etag.js';
 export {
   type EventLifecycle,
   type EventLogging,
+  EventOverflowError,
   EventStream,
   type EventsOptions,
   type EventType,
@@ -36,18 +37,42 @@ export { type AliasCreate, checkAliasName, ImageAliases } from './images/aliases
 export { ChecksumMismatchError } from './images/errors.js';
 export * from './images/streams.js';
 export type { ImageData, ProgressCallback, TransferProgress } from './images/transfer.js';
-export { checkInstanceName, checkInstancePath } from './names.js';
+export {
+  checkBackupName,
+  checkCertificateName,
+  checkClusterMemberName,
+  checkImageAlias,
+  checkInstanceName,
+  checkInstancePath,
+  checkLinkTarget,
+  checkLogFileName,
+  checkName,
+  checkNetworkName,
+  checkProfileName,
+  checkProjectName,
+  checkResolvablePath,
+  checkSnapshotName,
+  checkStoragePoolName,
+  checkVolumeName,
+  checkVolumeSnapshotName,
+  listEncodingOf,
+  type NameKind,
+  nameFromUrl,
+  namesFromUrls,
+  type UrlNameEncoding,
+} from './names.js';
 export { LxdOperation, type OperationProgress, progressOf } from './operation.js';
 export type { ListOptions, LxdCallOptions, UpdateOptions } from './resources/base.js';
 export type { Certificates } from './resources/certificates.js';
 export type { ClusterResource } from './resources/cluster.js';
-export type { ConsoleOptions, ConsoleSession, InstanceConsole } from './resources/console.js';
-export type {
-  ExecBufferedOptions,
-  ExecOptions,
-  ExecProcess,
-  ExecResult,
-  InteractiveOptions,
+export { type ConsoleOptions, ConsoleSession, type InstanceConsole } from './resources/console.js';
+export {
+  type ExecBufferedOptions,
+  type ExecOptions,
+  type ExecProcess,
+  type ExecResult,
+  ExecSession,
+  type InteractiveOptions,
 } from './resources/exec.js';
 export type {
   FileHeaders,

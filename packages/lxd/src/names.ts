@@ -183,22 +183,6 @@ export function checkLogFileName(name: unknown, argument = 'file'): string {
   return checkName('log file', name, argument);
 }
 
-/**
- * The rule every kind shares (non-empty, no '/', '.', '..', NUL or control characters). Kept for
- * callers that predate the per-kind rules; those are stricter where LXD needs it.
- */
-export function checkObjectName(name: unknown, argument: string): string {
-  const reason = refusal({ noun: argument, segment: true, listed: 'escaped' }, name);
-  if (reason !== undefined) {
-    throw new InvalidArgumentError({
-      message: `Invalid ${argument} ${describe(name)}: ${reason}`,
-      argument,
-      backend: 'lxd',
-    });
-  }
-  return name as string;
-}
-
 /** How the list of the given kind writes names into URLs, for namesFromUrls. */
 export function listEncodingOf(kind: NameKind): UrlNameEncoding {
   return RULES[kind].listed;

@@ -45,6 +45,17 @@ export function hideSecrets(op: Operation): Operation {
   return op;
 }
 
+/** An operation with its secrets left out altogether (a copy; the original keeps them). */
+function omitSecrets(op: Operation): Operation {
+  const source = op.metadata as Record<string, unknown> | null | undefined;
+  if (!source || typeof source !== 'object') return { ...op };
+  const metadata: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(source)) {
+    if (!(SECRET_KEYS as readonly string[]).includes(key)) metadata[key] = value;
+  }
+  return { ...op, metadata } as Operation;
+}
+
 /** An operation as it may appear in an error or a printout: secrets replaced. */
 function withoutSecrets(op: Operation): Operation {
   const source = op.metadata as Record<string, unknown> | null | undefined;
@@ -65,12 +76,15 @@ export class LxdOperation {
   readonly id: string;
   readonly project: string | undefined;
   readonly #transport: LxdTransport;
+  /** The creating call's answer, secrets included (hidden from printing). */
   readonly #initial: Operation;
+  readonly #shown: Operation;
   readonly #final: Promise<Operation>;
 
   constructor(transport: LxdTransport, initial: Operation, project?: string) {
     this.#transport = transport;
     this.#initial = hideSecrets(initial);
+    this.#shown = omitSecrets(this.#initial);
     this.id = initial.id;
     this.project = project;
     this.#final = isFinal(initial.status_code)
@@ -89,11 +103,12 @@ export class LxdOperation {
   }
 
   /**
-   * The operation as the creating call answered it. Its websocket secrets (`metadata.fds`) are
-   * readable by name but hidden from printing; {@link websocketSecrets} gives them directly.
+   * The operation as the creating call answered it, without its secrets (`metadata.fds`,
+   * `metadata.secret`): {@link websocketSecrets} gives an exec's or console's, and
+   * `images.createSecret` returns an image's.
    */
   get initial(): Operation {
-    return this.#initial;
+    return this.#shown;
   }
 
   /** The secrets of the operation's websockets (exec: `0`, `1`, `2`, `control`), by fd name. */

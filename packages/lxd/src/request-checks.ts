@@ -1,18 +1,6 @@
 import { type HttpBody, InvalidArgumentError } from '@vmplane/common';
 import { BACKEND } from './errors.js';
 
-/** Project names as LXD takes them in `?project=`: a non-empty name without '/' or control characters. */
-export function checkProject(project: unknown): void {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (typeof project !== 'string' || project === '' || /[/\u0000-\u001f\u007f]/.test(project)) {
-    throw new InvalidArgumentError({
-      message: `Invalid project ${JSON.stringify(typeof project === 'string' ? project.slice(0, 80) : typeof project)}`,
-      argument: 'project',
-      backend: BACKEND,
-    });
-  }
-}
-
 export function isBytes(value: unknown): value is Uint8Array | ArrayBuffer {
   return value instanceof Uint8Array || value instanceof ArrayBuffer;
 }

@@ -31,7 +31,8 @@ import WebSocket from 'ws';
 import { type CallDeadline, callDeadline, ownedBy } from './call-deadline.js';
 import { errorFrom, errorFromIncoming, headerValue, operationIdOf, readEnvelope, socketError } from './envelope.js';
 import { BACKEND, noteSentAll } from './errors.js';
-import { checkBody, checkProject, isBytes, jsonBody } from './request-checks.js';
+import { checkProjectName } from './names.js';
+import { checkBody, isBytes, jsonBody } from './request-checks.js';
 
 export type Pem = string | Buffer;
 
@@ -157,7 +158,7 @@ export class LxdTransport {
     adopting = undefined;
     const opts = options ?? {};
     checkCallOptions({ timeout: opts.timeout }, BACKEND);
-    if (opts.project !== undefined) checkProject(opts.project);
+    if (opts.project !== undefined) checkProjectName(opts.project);
     this.#options = { ...opts };
     this.logger = redactingLogger(opts.logger ?? silentLogger);
     this.project = opts.project;
@@ -180,7 +181,7 @@ export class LxdTransport {
    * closes the connections of both.
    */
   withProject(project: string): LxdTransport {
-    checkProject(project);
+    checkProjectName(project);
     adopting = this.#connections;
     try {
       return new LxdTransport({ ...this.#options, project });
@@ -204,7 +205,9 @@ export class LxdTransport {
     for (const sockets of Object.values(agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
   }
 
+  /** The URL of a call; a project that LXD could not have made is refused here, before any call. */
   url(path: string, params: Readonly<Record<string, QueryValue>> = {}, project?: string | null): URL {
+    if (project !== undefined && project !== null) checkProjectName(project);
     const p = project === null ? undefined : (project ?? this.project);
     return new URL(`${path}${queryString({ ...params, project: p })}`, this.baseUrl);
   }
@@ -258,7 +261,6 @@ export class LxdTransport {
     if (typeof req.path !== 'string' || !req.path.startsWith('/')) {
       throw new InvalidArgumentError({ message: 'A request path is absolute', argument: 'path', backend: BACKEND });
     }
-    if (req.project !== undefined && req.project !== null) checkProject(req.project);
     const headers: Record<string, string> = { 'User-Agent': this.#userAgent, ...req.headers };
     let body: HttpBody;
     if (req.rawBody !== undefined) body = checkBody(req.rawBody, 'rawBody');

@@ -208,9 +208,9 @@ describe('exec sessions own their connection', () => {
 
   test('no websocket secret is reachable by printing a session, its streams, its result or its errors', async () => {
     const proc = await lxd.instances.spawn(name, { command: ['sh', '-c', 'echo hi; exec sleep 2'] });
-    const fds = (proc.operation.initial.metadata as { fds: Record<string, string> }).fds;
-    const secrets = Object.values(fds);
+    const secrets = Object.values(proc.operation.websocketSecrets());
     assert.equal(secrets.length, 4);
+    assert.equal('fds' in (proc.operation.initial.metadata as object), false, 'the public answer leaves them out');
     const printed = () => [
       inspect(proc, { depth: Number.POSITIVE_INFINITY }),
       JSON.stringify(proc),

@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { InvalidArgumentError, type LxdClient, type LxdTransport, NotFoundError } from '@vmplane/lxd';
+import {
+  checkName as exportedCheckName,
+  InvalidArgumentError,
+  LxdClient,
+  LxdTransport,
+  NotFoundError,
+} from '@vmplane/lxd';
 import {
   checkInstancePath,
   checkName,
-  checkObjectName,
   checkResolvablePath,
   decodeLeniently,
   listEncodingOf,
@@ -14,6 +19,7 @@ import {
   namesFromUrls,
 } from '../src/names.js';
 import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
+import { SocketProxy } from './support/socket-proxy.js';
 
 const refusedEverywhere = ['', '.', '..', 'a\0b', 'a\nb', 'a\tb', 'a\x7fb', '\ud800', 'a\udc00b'];
 
@@ -69,12 +75,6 @@ describe('names: the rules', () => {
       for (const name of accepted[kind]) assert.equal(checkName(kind, name), name, `${kind} ${JSON.stringify(name)}`);
     });
   }
-
-  test('checkObjectName keeps the rule every kind shares', () => {
-    for (const name of [...refusedEverywhere, 'a/b'])
-      assert.throws(() => checkObjectName(name, 'x'), InvalidArgumentError);
-    assert.equal(checkObjectName('a%b c', 'x'), 'a%b c');
-  });
 
   test('a message names the kind and quotes the value, cut short', () => {
     const long = `%${'y'.repeat(500)}`;
@@ -304,5 +304,90 @@ describe('names: round trips through the daemon', () => {
     } finally {
       await send('DELETE', `/1.0/profiles/${name}`).catch(() => {});
     }
+  });
+});
+
+describe('names: refused at the resource methods, before anything is sent', () => {
+  let proxy: SocketProxy;
+  let lxd: LxdClient;
+  // Nothing is created: every call below must fail before a byte reaches the daemon.
+  const inst = uniqueName('never');
+  const fp = 'a'.repeat(64);
+
+  before(async () => {
+    proxy = await SocketProxy.start();
+    lxd = await LxdClient.connect({ socketPath: proxy.path, timeout: 10_000 });
+  });
+  after(async () => {
+    lxd.close();
+    await proxy.close();
+  });
+
+  /** Each call, with a name its kind refuses, and the argument the error must name. */
+  const calls = (): [string, string, () => Promise<unknown>][] => [
+    ['snapshots.get', 'snapshot', () => lxd.instances.snapshots.get(inst, 'a%2Fb')],
+    ['snapshots.create', 'snapshot', () => lxd.instances.snapshots.create(inst, { name: 'a%2Fb' })],
+    ['snapshots.createOperation', 'snapshot', () => lxd.instances.snapshots.createOperation(inst, { name: 'a b' })],
+    ['snapshots.rename', 'newName', () => lxd.instances.snapshots.rename(inst, 's0', '100%')],
+    ['snapshots.restore', 'snapshot', () => lxd.instances.snapshots.restore(inst, 'a+b')],
+    ['backups.get', 'backup', () => lxd.instances.backups.get(inst, 'a/b')],
+    ['backups.create', 'backup', () => lxd.instances.backups.create(inst, { name: 'x'.repeat(256) })],
+    ['backups.rename', 'newName', () => lxd.instances.backups.rename(inst, 'b0', '..')],
+    ['images.aliases.create', 'alias', () => lxd.images.aliases.create({ name: '..', target: fp })],
+    ['images.aliases.get', 'alias', () => lxd.images.aliases.get('.')],
+    ['images.aliases.rename', 'newName', () => lxd.images.aliases.rename('vmpt-alias', '..')],
+    ['images.publish', 'snapshot', () => lxd.images.publish({ instance: inst, snapshot: 'a%2Fb' })],
+    ['profiles.get', 'name', () => lxd.profiles.get('a/b')],
+    ['profiles.rename', 'newName', () => lxd.profiles.rename('vmpt-profile', '..')],
+    ['networks.get', 'name', () => lxd.networks.get('abcdefghijklmnop')],
+    ['networks.rename', 'newName', () => lxd.networks.rename('vmpt-net', 'a b')],
+    ['projects.get', 'name', () => lxd.projects.get('a_b')],
+    ['storagePools.get', 'name', () => lxd.storagePools.get('a b')],
+    ['volumes.get', 'pool', () => lxd.storagePools.volumes.get('a\u00a0b', 'custom', 'v')],
+    ['volumes.create', 'name', () => lxd.storagePools.volumes.create('default', { name: 'x'.repeat(256) })],
+    ['volumes.copy', 'target', () => lxd.storagePools.volumes.copy('default', 'v', 'a/b')],
+    ['volumes.rename', 'newName', () => lxd.storagePools.volumes.rename('default', 'v', '..')],
+    ['volumes.createSnapshot', 'snapshot', () => lxd.storagePools.volumes.createSnapshot('default', 'v', 'a b')],
+    ['volumes.getSnapshot', 'snapshot', () => lxd.storagePools.volumes.getSnapshot('default', 'v', 'a\u2028b')],
+    ['volumes.deleteSnapshot', 'snapshot', () => lxd.storagePools.volumes.deleteSnapshot('default', 'v', 'a/b')],
+    ['logs.get', 'file', () => lxd.instances.logs.get(inst, 'a/b')],
+    ['cluster.member', 'member', () => lxd.cluster.member('a/b')],
+    ['cluster.updateMember', 'member', () => lxd.cluster.updateMember('..', { description: 'x' })],
+    ['certificates.createToken', 'name', () => lxd.certificates.createToken('a\nb')],
+    ['importBackup', 'pool', () => lxd.instances.importBackup(Buffer.from('x'), { pool: 'a b' })],
+    ["a call's project", 'project', () => lxd.profiles.names({ project: 'a b' })],
+    [
+      "a call's project (operation)",
+      'project',
+      () => lxd.instances.snapshots.create(inst, { name: 's' }, { project: '*' }),
+    ],
+  ];
+
+  test('each kind: an InvalidArgumentError naming the argument, and no byte sent', async () => {
+    for (const [what, argument, call] of calls()) {
+      const before = proxy.bytesFromClients;
+      await assert.rejects(
+        call(),
+        (e: unknown) => e instanceof InvalidArgumentError && e.argument === argument,
+        `${what}: not refused as ${argument}`,
+      );
+      assert.equal(proxy.bytesFromClients, before, `${what}: something reached the daemon`);
+    }
+    // The same client still talks to the daemon: the refusals were the client's, not a dead socket.
+    const sent = proxy.bytesFromClients;
+    assert.ok(Array.isArray(await lxd.profiles.names()));
+    assert.ok(proxy.bytesFromClients > sent);
+  });
+
+  test('a project is checked where it is given: transports, withProject, events', () => {
+    const before = proxy.bytesFromClients;
+    const refusedAsProject = (e: unknown) => e instanceof InvalidArgumentError && e.argument === 'project';
+    assert.throws(() => lxd.withProject('a_b'), refusedAsProject);
+    assert.throws(() => new LxdTransport({ socketPath: proxy.path, project: "a'b" }), refusedAsProject);
+    assert.throws(() => lxd.events({ project: 'a b' }), refusedAsProject);
+    assert.equal(proxy.bytesFromClients, before);
+    // Names LXD makes projects under pass, and the package's checkName is the one tested above.
+    assert.equal(lxd.withProject('vmpt-p1').transport.project, 'vmpt-p1');
+    assert.equal(exportedCheckName, checkName);
   });
 });

@@ -320,7 +320,8 @@ describe('transport behaviour under faults', () => {
         : json(res, 202, {
             type: 'async',
             status_code: 100,
-            metadata: { id: 'vmpt-op', status: 'Success', status_code: 200, metadata: {} },
+            // `return` lets a recorded exec end with exit 0 and no output.
+            metadata: { id: 'vmpt-op', status: 'Success', status_code: 200, metadata: { return: 0 } },
           });
     const lxd = await client();
     const bag = {
@@ -337,7 +338,12 @@ describe('transport behaviour under faults', () => {
     await lxd.instances.files.delete('vmpt-x', '/root/f', bag);
     await lxd.networks.state('vmpt-x', bag);
     await lxd.instances.importBackup(Buffer.from('tar'), bag);
-    assert.ok(received.length >= 6);
+    await lxd.instances.console.log('vmpt-x', bag);
+    await lxd.instances.console.clearLog('vmpt-x', bag);
+    const recorded = await lxd.instances.execRecorded('vmpt-x', { ...bag, command: ['true'] });
+    assert.equal(recorded.exitCode, 0);
+    assert.ok(received.some((r) => r.method === 'POST' && r.url.startsWith('/1.0/instances/vmpt-x/exec')));
+    assert.ok(received.length >= 10);
     for (const r of received) {
       assert.equal(r.headers['x-smuggled'], undefined, `${r.method} ${r.url}`);
       assert.equal(r.headers['if-match'], undefined, `${r.method} ${r.url}`);

@@ -1,21 +1,17 @@
 import { InvalidArgumentError, PreconditionFailedError, path } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
 import { etagOf } from '../etag.js';
+import { checkImageAlias, listEncodingOf, namesFromUrls } from '../names.js';
 import { found, type LxdCallOptions, Resource, type UpdateOptions } from '../resources/base.js';
 import type { ImageAliasesEntry, ImageAliasesEntryPut } from '../types/api.js';
 import { checkFingerprint } from './validate.js';
 
-/** Alias names may hold '/' (`debian/12`); they may not be empty or hold control characters. */
+/**
+ * Alias names may hold '/' (`debian/12`) and are not limited in length (LXD 5.0.2 keeps 1000
+ * characters); they may not be empty, `.` or `..`, nor hold NUL or control characters.
+ */
 export function checkAliasName(name: unknown, argument = 'alias'): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (typeof name !== 'string' || name === '' || /[\u0000-\u001f\u007f]/.test(name) || name.length > 255) {
-    throw new InvalidArgumentError({
-      message: `Invalid image alias ${JSON.stringify(name)}`,
-      argument,
-      backend: BACKEND,
-    });
-  }
-  return name;
+  return checkImageAlias(name, argument);
 }
 
 export interface AliasCreate {
@@ -34,8 +30,11 @@ export class ImageAliases extends Resource {
   }
 
   async names(opts: LxdCallOptions = {}): Promise<string[]> {
-    // recursion=1: LXD 5.0.2 double-encodes '/' in alias URLs (`a%252Fb`), so names are read from the objects.
-    return (await this.list(opts)).map((a) => a.name);
+    // LXD 5.0.2 escapes alias names twice in these URLs (`a%252Fb` for `a/b`).
+    return namesFromUrls(
+      await this.call<string[]>('GET', '/1.0/images/aliases', opts, {}),
+      listEncodingOf('image alias'),
+    );
   }
 
   async list(opts: LxdCallOptions = {}): Promise<ImageAliasesEntry[]> {

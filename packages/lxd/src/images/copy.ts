@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
-import { checkInstanceName, checkObjectName } from '../names.js';
+import { checkInstanceName, checkSnapshotName } from '../names.js';
 import type { LxdOperation, OperationProgress } from '../operation.js';
 import { type LxdCallOptions, Resource } from '../resources/base.js';
 import type { LxdTransport } from '../transport.js';
@@ -84,8 +84,7 @@ export class ImageCopier extends Resource {
    */
   async publish(source: ImagePublishSource, opts: ImagePublishOptions = {}): Promise<ImageResult> {
     const instance = checkInstanceName(source.instance, 'instance');
-    const name =
-      source.snapshot === undefined ? instance : `${instance}/${checkObjectName(source.snapshot, 'snapshot')}`;
+    const name = source.snapshot === undefined ? instance : `${instance}/${checkSnapshotName(source.snapshot)}`;
     checkAliases(opts.aliases);
     if (opts.expiresAt !== undefined && (!(opts.expiresAt instanceof Date) || Number.isNaN(opts.expiresAt.getTime()))) {
       throw new InvalidArgumentError({

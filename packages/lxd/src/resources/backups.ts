@@ -1,18 +1,18 @@
 import type { Readable } from 'node:stream';
 import { path } from '@vmplane/common';
-import { checkInstanceName, checkObjectName } from '../names.js';
+import { checkBackupName, checkInstanceName, namesFromUrls } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { InstanceBackup, InstanceBackupsPost } from '../types/api.js';
-import { type LxdCallOptions, namesFromUrls, Resource } from './base.js';
+import { type LxdCallOptions, Resource } from './base.js';
 
 export class InstanceBackups extends Resource {
   private base(name: string, backup?: string): string {
     const p = path`/1.0/instances/${checkInstanceName(name)}/backups`;
-    return backup === undefined ? p : p + path`/${checkObjectName(backup, 'backup name')}`;
+    return backup === undefined ? p : p + path`/${checkBackupName(backup)}`;
   }
 
   async names(name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts, {}));
+    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts, {}), 'raw');
   }
 
   async list(name: string, opts: LxdCallOptions = {}): Promise<InstanceBackup[]> {
@@ -25,7 +25,7 @@ export class InstanceBackups extends Resource {
 
   /** Makes a backup and waits for it. */
   async create(name: string, req: InstanceBackupsPost & { name: string }, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(req?.name, 'backup name');
+    checkBackupName(req?.name);
     await this.operationDone('POST', this.base(name), opts, { body: req });
   }
 
@@ -34,12 +34,12 @@ export class InstanceBackups extends Resource {
     req: InstanceBackupsPost & { name: string },
     opts: LxdCallOptions = {},
   ): Promise<LxdOperation> {
-    checkObjectName(req?.name, 'backup name');
+    checkBackupName(req?.name);
     return this.operation('POST', this.base(name), opts, { body: req });
   }
 
   async rename(name: string, backup: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(newName, 'new backup name');
+    checkBackupName(newName, 'newName');
     await this.operationDone('POST', this.base(name, backup), opts, { body: { name: newName } });
   }
 

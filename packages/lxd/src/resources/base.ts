@@ -57,25 +57,16 @@ export abstract class Resource {
   constructor(protected readonly transport: LxdTransport) {}
 
   /**
-   * A request answered with metadata. `opts` is the caller's (only signal, timeout and project
-   * are read from it); `parts` what the resource adds. Without `parts`, the request's parts are
-   * picked from `opts`, for resources that merge them into one bag.
+   * A request answered with metadata. `opts` is the caller's bag: only signal, timeout and project
+   * are read from it, so no other field a caller puts there reaches the request. `parts` is what
+   * the resource adds.
    */
-  protected async call<T>(
-    method: Method,
-    path: string,
-    opts: LxdCallOptions & RequestParts = {},
-    parts?: RequestParts,
-  ): Promise<T> {
+  protected async call<T>(method: Method, path: string, opts: LxdCallOptions, parts: RequestParts): Promise<T> {
     return (await this.transport.request<T>(this.req(method, path, opts, parts))).metadata;
   }
 
   /** A GET whose answer remembers its ETag (see etagOf). */
-  protected async read<T extends object>(
-    path: string,
-    opts: LxdCallOptions & RequestParts = {},
-    parts?: RequestParts,
-  ): Promise<T> {
+  protected async read<T extends object>(path: string, opts: LxdCallOptions, parts: RequestParts): Promise<T> {
     const r = await this.transport.request<T>(this.req('GET', path, opts, parts));
     return withEtag(r.metadata, r.etag);
   }
@@ -84,28 +75,37 @@ export abstract class Resource {
   protected async operation(
     method: Method,
     path: string,
-    opts: LxdCallOptions & RequestParts = {},
-    parts?: RequestParts,
+    opts: LxdCallOptions,
+    parts: RequestParts,
   ): Promise<LxdOperation> {
+    return (await this.operationAndAnswer(method, path, opts, parts)).operation;
+  }
+
+  /**
+   * Like operation, with the answer itself: the operation's `initial` leaves its secrets out, so
+   * a resource that hands one to its caller (an image secret) reads it here.
+   */
+  protected async operationAndAnswer(
+    method: Method,
+    path: string,
+    opts: LxdCallOptions,
+    parts: RequestParts,
+  ): Promise<{ operation: LxdOperation; answer: Operation }> {
     const req = this.req(method, path, opts, parts);
     const r = await this.transport.request<Operation>(req);
-    return new LxdOperation(this.transport, operationOf(r.metadata, method, path), this.projectOf(req));
+    const answer = operationOf(r.metadata, method, path);
+    return { operation: new LxdOperation(this.transport, answer, this.projectOf(req)), answer };
   }
 
   /** A request answered with an operation, waited for under the same deadline. */
   protected async operationDone(
     method: Method,
     path: string,
-    opts: LxdCallOptions & RequestParts = {},
-    parts?: RequestParts,
+    opts: LxdCallOptions,
+    parts: RequestParts,
   ): Promise<Operation> {
     return withDeadline(callOptions(opts), BACKEND, async (d) => {
-      const op = await this.operation(
-        method,
-        path,
-        { ...opts, signal: d.signal, timeout: undefined },
-        parts ?? pick(opts),
-      );
+      const op = await this.operation(method, path, { project: opts?.project, signal: d.signal }, parts);
       return op.wait({ signal: d.signal });
     });
   }
@@ -114,8 +114,8 @@ export abstract class Resource {
   protected async maybeOperation(
     method: Method,
     path: string,
-    opts: LxdCallOptions & RequestParts = {},
-    parts?: RequestParts,
+    opts: LxdCallOptions,
+    parts: RequestParts,
   ): Promise<LxdOperation | undefined> {
     const req = this.req(method, path, opts, parts);
     const r = await this.transport.request<Operation>(req);
@@ -132,23 +132,18 @@ export abstract class Resource {
     parts: RequestParts,
   ): Promise<void> {
     await withDeadline(callOptions(opts), BACKEND, async (d) => {
-      const op = await this.maybeOperation(method, path, { ...opts, signal: d.signal, timeout: undefined }, parts);
+      const op = await this.maybeOperation(method, path, { project: opts?.project, signal: d.signal }, parts);
       await op?.wait({ signal: d.signal });
     });
   }
 
   /** The request: the caller's signal, timeout and project, and the resource's parts, picked one by one. */
-  protected req(
-    method: Method,
-    path: string,
-    opts: LxdCallOptions & RequestParts = {},
-    parts?: RequestParts,
-  ): LxdRequest {
+  protected req(method: Method, path: string, opts: LxdCallOptions, parts: RequestParts): LxdRequest {
     checkCallOptions(opts, BACKEND);
     const req: LxdRequest = { method, path, ...callOptions(opts) };
-    if (opts.project !== undefined) req.project = opts.project;
-    const from = parts ?? pick(opts);
-    for (const key of PARTS) if (from[key] !== undefined) (req as unknown as Record<string, unknown>)[key] = from[key];
+    if (opts?.project !== undefined) req.project = opts.project;
+    for (const key of PARTS)
+      if (parts[key] !== undefined) (req as unknown as Record<string, unknown>)[key] = parts[key];
     return req;
   }
 
@@ -172,12 +167,6 @@ function operationOf(metadata: unknown, method: string, path: string): Operation
   return metadata as Operation;
 }
 
-function pick(opts: RequestParts): RequestParts {
-  const out: Record<string, unknown> = {};
-  for (const key of PARTS) if (opts[key] !== undefined) out[key] = opts[key];
-  return out as RequestParts;
-}
-
 /** Whether a read finds its object: false on 404, the error otherwise. */
 export async function found(read: Promise<unknown>): Promise<boolean> {
   try {
@@ -187,14 +176,6 @@ export async function found(read: Promise<unknown>): Promise<boolean> {
     if (error instanceof NotFoundError) return false;
     throw error;
   }
-}
-
-/** Turns `/1.0/instances/foo` URLs (what recursion=0 returns) into names. */
-export function namesFromUrls(urls: readonly string[]): string[] {
-  return urls.map((u) => {
-    const clean = u.split('?')[0] ?? u;
-    return decodeURIComponent(clean.slice(clean.lastIndexOf('/') + 1));
-  });
 }
 
 export function listQuery(opts: ListOptions, recursion: number): Record<string, QueryValue> {

@@ -1,6 +1,6 @@
 import { callOptions, path } from '@vmplane/common';
 import { checkFingerprint } from '../images/validate.js';
-import { checkObjectName } from '../names.js';
+import { checkCertificateName } from '../names.js';
 import type { LxdTransport } from '../transport.js';
 import type { Certificate, CertificateAddToken, CertificatePut, CertificatesPost } from '../types/api.js';
 import type { LxdCallOptions } from './base.js';
@@ -9,7 +9,7 @@ import { Collection } from './collection.js';
 /** The trust store: clients allowed to talk to the daemon over TLS. */
 export class Certificates extends Collection<Certificate, CertificatesPost, CertificatePut> {
   constructor(transport: LxdTransport) {
-    super(transport, '/1.0/certificates', 'certificate', { global: true });
+    super(transport, '/1.0/certificates', 'certificate name', { global: true });
   }
 
   protected override item(fingerprint: string): string {
@@ -24,7 +24,7 @@ export class Certificates extends Collection<Certificate, CertificatesPost, Cert
     name: string,
     opts: LxdCallOptions & { projects?: string[]; restricted?: boolean } = {},
   ): Promise<{ token: string; operationId: string }> {
-    checkObjectName(name, 'certificate name');
+    checkCertificateName(name);
     const r = await this.transport.request<{
       id: string;
       metadata: CertificateAddToken & { secret?: string; fingerprint?: string; addresses?: string[] };

@@ -1,6 +1,7 @@
 import { path } from '@vmplane/common';
+import { checkClusterMemberName, listEncodingOf, namesFromUrls } from '../names.js';
 import type { Cluster as ClusterInfo, ClusterMember, ClusterMemberPut, ClusterPut } from '../types/api.js';
-import { type LxdCallOptions, namesFromUrls, Resource, type UpdateOptions } from './base.js';
+import { type LxdCallOptions, Resource, type UpdateOptions } from './base.js';
 
 /** Clustering. A standalone server answers `enabled: false` and an empty member list. */
 export class ClusterResource extends Resource {
@@ -13,7 +14,10 @@ export class ClusterResource extends Resource {
   }
 
   async memberNames(opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', '/1.0/cluster/members', opts, {}));
+    return namesFromUrls(
+      await this.call<string[]>('GET', '/1.0/cluster/members', opts, {}),
+      listEncodingOf('cluster member'),
+    );
   }
 
   async members(opts: LxdCallOptions = {}): Promise<ClusterMember[]> {
@@ -21,11 +25,14 @@ export class ClusterResource extends Resource {
   }
 
   async member(name: string, opts: LxdCallOptions = {}): Promise<ClusterMember> {
-    return this.read<ClusterMember>(path`/1.0/cluster/members/${name}`, opts, {});
+    return this.read<ClusterMember>(path`/1.0/cluster/members/${checkClusterMemberName(name)}`, opts, {});
   }
 
   async updateMember(name: string, put: ClusterMemberPut, opts: UpdateOptions = {}): Promise<void> {
-    await this.call('PUT', path`/1.0/cluster/members/${name}`, opts, { body: put, etag: opts?.etag });
+    await this.call('PUT', path`/1.0/cluster/members/${checkClusterMemberName(name)}`, opts, {
+      body: put,
+      etag: opts?.etag,
+    });
   }
 
   /** Whether this server is part of a cluster. */

@@ -1,15 +1,17 @@
 import { path } from '@vmplane/common';
-import { checkObjectName } from '../names.js';
+import { checkName, listEncodingOf, type NameKind, namesFromUrls } from '../names.js';
 import {
   found,
   type ListOptions,
   type LxdCallOptions,
   listParts,
-  namesFromUrls,
   type RequestParts,
   Resource,
   type UpdateOptions,
 } from './base.js';
+
+/** The kinds of name of the collections built on Collection. */
+export type CollectionKind = Extract<NameKind, 'profile' | 'network' | 'storage pool' | 'project' | 'certificate name'>;
 
 /**
  * The shape most LXD collections share (profiles, networks, pools, projects, ...):
@@ -18,24 +20,25 @@ import {
  */
 export class Collection<T extends object, TCreate, TPut> extends Resource {
   protected readonly base: string;
-  protected readonly noun: string;
+  /** Which name rule the collection's names follow. */
+  protected readonly kind: CollectionKind;
   /** Objects outside projects (projects, certificates) are asked for with no project at all. */
   protected readonly global: boolean;
 
   constructor(
     transport: ConstructorParameters<typeof Resource>[0],
     base: string,
-    noun: string,
+    kind: CollectionKind,
     opts: { global?: boolean } = {},
   ) {
     super(transport);
     this.base = base;
-    this.noun = noun;
+    this.kind = kind;
     this.global = opts.global === true;
   }
 
   protected item(name: string): string {
-    return this.base + path`/${checkObjectName(name, `${this.noun} name`)}`;
+    return this.base + path`/${checkName(this.kind, name, 'name')}`;
   }
 
   /** A request's parts, with no project for objects outside projects. */
@@ -45,7 +48,8 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
 
   /** Names only (recursion=0). */
   async names(opts: ListOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base, opts, this.parts(listParts(opts, 0))));
+    const urls = await this.call<string[]>('GET', this.base, opts, this.parts(listParts(opts, 0)));
+    return namesFromUrls(urls, listEncodingOf(this.kind));
   }
 
   /** Full objects (recursion=1). */
@@ -77,7 +81,7 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
   }
 
   async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(newName, `new ${this.noun} name`);
+    checkName(this.kind, newName, 'newName');
     await this.call('POST', this.item(name), opts, this.parts({ body: { name: newName } }));
   }
 

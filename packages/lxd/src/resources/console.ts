@@ -8,7 +8,7 @@ import type { LxdOperation } from '../operation.js';
 import type { InstanceState } from '../types/api.js';
 import { StatusCode } from '../types/status-code.js';
 import { type LxdCallOptions, Resource } from './base.js';
-import { checkTerminalSize, projectOf } from './exec-options.js';
+import { checkTerminalSize } from './exec-options.js';
 
 export interface ConsoleOptions extends LxdCallOptions {
   /** `console` (text, default) or `vga` (VMs: SPICE). */
@@ -212,16 +212,19 @@ export class InstanceConsole extends Resource {
     }
     const size = checkTerminalSize(opts.width ?? 80, opts.height ?? 24);
     return withDeadline(callOptions(opts), BACKEND, async (d) => {
-      const op = await this.operation('POST', path`/1.0/instances/${instance}/console`, {
-        ...projectOf(opts),
-        signal: d.signal,
-        body: { type, width: size.width, height: size.height },
-      });
+      const op = await this.operation(
+        'POST',
+        path`/1.0/instances/${instance}/console`,
+        { project: opts.project, signal: d.signal },
+        { body: { type, width: size.width, height: size.height } },
+      );
       const instanceRuns = async () => {
-        const state = await this.call<InstanceState>('GET', path`/1.0/instances/${instance}/state`, {
-          ...projectOf(opts),
-          timeout: STATE_TIMEOUT,
-        });
+        const state = await this.call<InstanceState>(
+          'GET',
+          path`/1.0/instances/${instance}/state`,
+          { project: opts.project, timeout: STATE_TIMEOUT },
+          {},
+        );
         return state.status_code === StatusCode.Running;
       };
       return ConsoleSession.open(op, d.signal, instanceRuns);
@@ -231,18 +234,12 @@ export class InstanceConsole extends Resource {
   /** What the console printed so far (containers: the console log). */
   async log(name: string, opts: LxdCallOptions = {}): Promise<string> {
     const res = await this.transport.raw(
-      this.req('GET', path`/1.0/instances/${checkInstanceName(name)}/console`, {
-        ...projectOf(opts),
-        ...callOptions(opts),
-      }),
+      this.req('GET', path`/1.0/instances/${checkInstanceName(name)}/console`, opts, {}),
     );
     return res.text();
   }
 
   async clearLog(name: string, opts: LxdCallOptions = {}): Promise<void> {
-    await this.call('DELETE', path`/1.0/instances/${checkInstanceName(name)}/console`, {
-      ...projectOf(opts),
-      ...callOptions(opts),
-    });
+    await this.call('DELETE', path`/1.0/instances/${checkInstanceName(name)}/console`, opts, {});
   }
 }

@@ -61,12 +61,13 @@ export class RecordedExec extends Resource {
     project: LxdCallOptions,
     d: Deadline,
   ): Promise<LxdOperation> {
-    const posting = this.operation('POST', path`/1.0/instances/${instance}/exec`, {
-      ...project,
+    const posting = this.operation(
+      'POST',
+      path`/1.0/instances/${instance}/exec`,
       // Never shorter than the caller's own deadline, which still applies through the race below.
-      timeout: Math.max(input.timeout ?? 0, this.transport.defaultTimeout),
-      body: { ...execBody(input), interactive: false, 'wait-for-websocket': false, 'record-output': true },
-    });
+      { ...project, timeout: Math.max(input.timeout ?? 0, this.transport.defaultTimeout) },
+      { body: { ...execBody(input), interactive: false, 'wait-for-websocket': false, 'record-output': true } },
+    );
     posting.catch(() => {});
     let onAbort = () => {};
     const aborted = new Promise<never>((_, reject) => {
@@ -100,7 +101,7 @@ export class RecordedExec extends Resource {
   private async readRecorded(op: Operation, fd: '1' | '2', opts: LxdCallOptions): Promise<Buffer> {
     const logPath = recordedPaths(op)[fd];
     if (!logPath) return Buffer.alloc(0);
-    return (await this.transport.raw(this.req('GET', logPath, opts))).buffer();
+    return (await this.transport.raw(this.req('GET', logPath, opts, {}))).buffer();
   }
 
   private async removeRecorded(op: Operation, instance: string, opts: LxdCallOptions): Promise<void> {
@@ -110,7 +111,7 @@ export class RecordedExec extends Resource {
       const base = path`/1.0/instances/${instance}/logs`;
       paths = ['stdout', 'stderr'].map((fd) => `${base}/exec_${encodeURIComponent(op.id)}.${fd}`);
     }
-    await Promise.all(paths.map((p) => this.call('DELETE', p, opts).catch(() => {})));
+    await Promise.all(paths.map((p) => this.call('DELETE', p, opts, {}).catch(() => {})));
   }
 }
 

@@ -5,14 +5,7 @@ import { checkInstanceName } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import { type LxdCallOptions, Resource } from './base.js';
-import {
-  checkExecInput,
-  checkStdin,
-  checkTerminalSize,
-  execBody,
-  projectOf,
-  type StdinSource,
-} from './exec-options.js';
+import { checkExecInput, checkStdin, checkTerminalSize, execBody, type StdinSource } from './exec-options.js';
 import { type ExecResult, RecordedExec } from './exec-recorded.js';
 import { type ExecProcess, type ExecSecrets, ExecSession } from './exec-session.js';
 
@@ -144,11 +137,12 @@ export class InstanceExec extends Resource {
       body.width = opts.width ?? 80;
       body.height = opts.height ?? 24;
     }
-    const op = await this.operation('POST', path`/1.0/instances/${checkInstanceName(name)}/exec`, {
-      ...projectOf(opts),
-      signal,
-      body,
-    });
+    const op = await this.operation(
+      'POST',
+      path`/1.0/instances/${checkInstanceName(name)}/exec`,
+      { project: opts.project, signal },
+      { body },
+    );
     return ExecSession.open(op, secretsOf(op), { interactive, signal });
   }
 }

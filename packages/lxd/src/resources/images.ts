@@ -12,6 +12,7 @@ import { type ExportedImage, type ExportOptions, type ImageExport, ImageExporter
 import { type ImageResult, ImageSteps } from '../images/steps.js';
 import { type ImageUpload, ImageUploader, type TransferOptions } from '../images/upload.js';
 import { checkFingerprint } from '../images/validate.js';
+import { namesFromUrls } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import type { Image, ImagePut } from '../types/api.js';
@@ -20,7 +21,6 @@ import {
   type ListOptions,
   type LxdCallOptions,
   listParts,
-  namesFromUrls,
   type RequestParts,
   Resource,
   type UpdateOptions,
@@ -135,8 +135,8 @@ export class Images extends Resource {
 
   /** A one-time secret another party can use to fetch this (private) image. */
   async createSecret(fingerprint: string, opts: LxdCallOptions = {}): Promise<ImageSecret> {
-    const operation = await this.operation('POST', `${this.item(fingerprint)}/secret`, opts, {});
-    const secret = (operation.initial.metadata as { secret?: unknown } | null)?.secret;
+    const { operation, answer } = await this.operationAndAnswer('POST', `${this.item(fingerprint)}/secret`, opts, {});
+    const secret = (answer.metadata as { secret?: unknown } | null)?.secret;
     if (typeof secret !== 'string') {
       throw new InvalidArgumentError({ message: 'LXD answered no secret', argument: 'fingerprint', backend: BACKEND });
     }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { callOptions, InvalidArgumentError, path, withDeadline } from '@vmplane/common';
 import { BACKEND } from '../errors.js';
-import { checkInstanceName, checkObjectName } from '../names.js';
+import { checkInstanceName, checkStoragePoolName, listEncodingOf, namesFromUrls } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { LxdTransport } from '../transport.js';
 import type {
@@ -22,7 +22,6 @@ import {
   type ListOptions,
   type LxdCallOptions,
   listParts,
-  namesFromUrls,
   type RequestParts,
   Resource,
   type UpdateOptions,
@@ -99,7 +98,10 @@ export class Instances extends Resource {
 
   /** Names only. */
   async names(opts: InstanceListOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', '/1.0/instances', opts, instanceList(opts, 0)));
+    return namesFromUrls(
+      await this.call<string[]>('GET', '/1.0/instances', opts, instanceList(opts, 0)),
+      listEncodingOf('instance'),
+    );
   }
 
   /** Instances with their configuration (recursion=1). */
@@ -295,7 +297,7 @@ export class Instances extends Resource {
     const rawBody = checkContent(backup, 'backup', { text: false });
     const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
     if (opts?.name !== undefined) headers['X-LXD-name'] = checkInstanceName(opts.name);
-    if (opts?.pool !== undefined) headers['X-LXD-pool'] = checkObjectName(opts.pool, 'pool');
+    if (opts?.pool !== undefined) headers['X-LXD-pool'] = checkStoragePoolName(opts.pool);
     return this.operation('POST', '/1.0/instances', opts, { headers, rawBody });
   }
 }

@@ -1,8 +1,8 @@
 import { path } from '@vmplane/common';
-import { checkInstanceName, checkObjectName } from '../names.js';
+import { checkInstanceName, checkSnapshotName, namesFromUrls } from '../names.js';
 import type { LxdOperation } from '../operation.js';
 import type { InstanceSnapshot, InstanceSnapshotPut } from '../types/api.js';
-import { type LxdCallOptions, namesFromUrls, Resource, type UpdateOptions } from './base.js';
+import { type LxdCallOptions, Resource, type UpdateOptions } from './base.js';
 
 export interface SnapshotCreate {
   name: string;
@@ -15,11 +15,11 @@ export interface SnapshotCreate {
 export class InstanceSnapshots extends Resource {
   private base(name: string, snapshot?: string): string {
     const p = path`/1.0/instances/${checkInstanceName(name)}/snapshots`;
-    return snapshot === undefined ? p : p + path`/${checkObjectName(snapshot, 'snapshot name')}`;
+    return snapshot === undefined ? p : p + path`/${checkSnapshotName(snapshot)}`;
   }
 
   async names(name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts, {}));
+    return namesFromUrls(await this.call<string[]>('GET', this.base(name), opts, {}), 'raw');
   }
 
   async list(name: string, opts: LxdCallOptions = {}): Promise<InstanceSnapshot[]> {
@@ -32,13 +32,13 @@ export class InstanceSnapshots extends Resource {
 
   /** Takes a snapshot and waits for it. */
   async create(name: string, req: SnapshotCreate, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(req?.name, 'snapshot name');
+    checkSnapshotName(req?.name);
     await this.operationDone('POST', this.base(name), opts, { body: req });
   }
 
   /** Takes a snapshot, returning the operation unwaited. */
   async createOperation(name: string, req: SnapshotCreate, opts: LxdCallOptions = {}): Promise<LxdOperation> {
-    checkObjectName(req?.name, 'snapshot name');
+    checkSnapshotName(req?.name);
     return this.operation('POST', this.base(name), opts, { body: req });
   }
 
@@ -47,7 +47,7 @@ export class InstanceSnapshots extends Resource {
   }
 
   async rename(name: string, snapshot: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(newName, 'new snapshot name');
+    checkSnapshotName(newName, 'newName');
     await this.operationDone('POST', this.base(name, snapshot), opts, { body: { name: newName } });
   }
 
@@ -57,7 +57,7 @@ export class InstanceSnapshots extends Resource {
 
   /** Rolls the instance back to the snapshot (PUT on the instance with `restore`). */
   async restore(name: string, snapshot: string, opts: LxdCallOptions & { stateful?: boolean } = {}): Promise<void> {
-    checkObjectName(snapshot, 'snapshot name');
+    checkSnapshotName(snapshot);
     await this.operationDone('PUT', path`/1.0/instances/${checkInstanceName(name)}`, opts, {
       body: { restore: snapshot, stateful: opts?.stateful === true },
     });

@@ -1,5 +1,11 @@
 import { path } from '@vmplane/common';
-import { checkObjectName } from '../names.js';
+import {
+  checkStoragePoolName,
+  checkVolumeName,
+  checkVolumeSnapshotName,
+  listEncodingOf,
+  namesFromUrls,
+} from '../names.js';
 import type { LxdTransport } from '../transport.js';
 import type {
   ResourcesStoragePool,
@@ -12,14 +18,7 @@ import type {
   StorageVolumeState,
   StorageVolumesPost,
 } from '../types/api.js';
-import {
-  type ListOptions,
-  type LxdCallOptions,
-  listParts,
-  namesFromUrls,
-  Resource,
-  type UpdateOptions,
-} from './base.js';
+import { type ListOptions, type LxdCallOptions, listParts, Resource, type UpdateOptions } from './base.js';
 import { Collection } from './collection.js';
 
 /** Volume types LXD knows; custom volumes are the ones users create. */
@@ -53,16 +52,16 @@ export interface VolumeCopyOptions extends LxdCallOptions {
 /** Storage volumes of a pool: custom volumes are created, renamed, copied and deleted here. */
 export class StorageVolumes extends Resource {
   private base(pool: string, type?: StorageVolumeType, name?: string): string {
-    checkObjectName(pool, 'storage pool name');
-    let p = path`/1.0/storage-pools/${pool}/volumes`;
+    let p = path`/1.0/storage-pools/${checkStoragePoolName(pool)}/volumes`;
     if (type) p += path`/${type}`;
-    if (name !== undefined) p += path`/${checkObjectName(name, 'volume name')}`;
+    if (name !== undefined) p += path`/${checkVolumeName(name, 'name')}`;
     return p;
   }
 
-  /** `type/name` entries of every volume in the pool. */
+  /** Names of the pool's volumes, of one type with `type` (volumes of two types may share a name). */
   async names(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', this.base(pool, opts?.type), opts, listParts(opts, 0)));
+    const urls = await this.call<string[]>('GET', this.base(pool, opts?.type), opts, listParts(opts, 0));
+    return namesFromUrls(urls, listEncodingOf('storage volume'));
   }
 
   async list(pool: string, opts: ListOptions & { type?: StorageVolumeType } = {}): Promise<StorageVolume[]> {
@@ -75,7 +74,7 @@ export class StorageVolumes extends Resource {
 
   /** Creates a custom volume (filesystem by default). */
   async create(pool: string, volume: StorageVolumesPost & { name: string }, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(volume?.name, 'volume name');
+    checkVolumeName(volume?.name, 'name');
     await this.call('POST', this.base(pool, 'custom'), opts, {
       body: { type: 'custom', content_type: 'filesystem', ...volume },
     });
@@ -83,9 +82,9 @@ export class StorageVolumes extends Resource {
 
   /** Copies a custom volume, within a pool or across pools. */
   async copy(pool: string, source: string, target: string, opts: VolumeCopyOptions = {}): Promise<void> {
-    checkObjectName(source, 'source volume name');
-    checkObjectName(target, 'volume name');
-    const sourcePool = opts?.sourcePool === undefined ? pool : checkObjectName(opts.sourcePool, 'sourcePool');
+    checkVolumeName(source, 'source');
+    checkVolumeName(target, 'target');
+    const sourcePool = opts?.sourcePool === undefined ? pool : checkStoragePoolName(opts.sourcePool, 'sourcePool');
     await this.maybeOperationDone('POST', this.base(pool, 'custom'), opts, {
       body: {
         name: target,
@@ -116,7 +115,7 @@ export class StorageVolumes extends Resource {
   }
 
   async rename(pool: string, name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(newName, 'new volume name');
+    checkVolumeName(newName, 'newName');
     await this.maybeOperationDone('POST', this.base(pool, 'custom', name), opts, { body: { name: newName } });
   }
 
@@ -135,11 +134,12 @@ export class StorageVolumes extends Resource {
 
   /** Snapshots of a volume. */
   async snapshotNames(pool: string, name: string, opts: LxdCallOptions = {}): Promise<string[]> {
-    return namesFromUrls(await this.call<string[]>('GET', `${this.base(pool, 'custom', name)}/snapshots`, opts, {}));
+    const urls = await this.call<string[]>('GET', `${this.base(pool, 'custom', name)}/snapshots`, opts, {});
+    return namesFromUrls(urls, listEncodingOf('volume snapshot'));
   }
 
   async createSnapshot(pool: string, name: string, snapshot: string, opts: LxdCallOptions = {}): Promise<void> {
-    checkObjectName(snapshot, 'snapshot name');
+    checkVolumeSnapshotName(snapshot);
     await this.operationDone('POST', `${this.base(pool, 'custom', name)}/snapshots`, opts, {
       body: { name: snapshot },
     });
@@ -159,6 +159,6 @@ export class StorageVolumes extends Resource {
   }
 
   private snapshot(pool: string, name: string, snapshot: string): string {
-    return `${this.base(pool, 'custom', name)}/snapshots${path`/${checkObjectName(snapshot, 'snapshot name')}`}`;
+    return `${this.base(pool, 'custom', name)}/snapshots${path`/${checkVolumeSnapshotName(snapshot)}`}`;
   }
 }
