@@ -77,7 +77,6 @@ export function callDeadline(req: CallOptions, fallback: number): CallDeadline {
 /** The answer of a raw call, releasing the call's deadline once its body is read or dropped. */
 export function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
   let released = false;
-  let streamed = false;
   const done = () => {
     if (released) return;
     released = true;
@@ -90,7 +89,6 @@ export function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
     headers: res.headers,
     get stream() {
       const stream = res.stream;
-      streamed = true;
       if (stream.destroyed) done();
       else stream.once('close', done);
       return stream;
@@ -99,10 +97,7 @@ export function ownedBy(res: HttpResponse, release: () => void): HttpResponse {
     text: () => after(res.text()),
     json: <T>() => after(res.json<T>()),
     discard: () => {
-      // Once the stream was handed out, dropping it quietly is destroying it: the answer's own
-      // discard would fail the stream with "connection lost", an error nobody may be listening for.
-      if (streamed) res.stream.destroy();
-      else res.discard();
+      res.discard();
       done();
     },
   };
