@@ -25,20 +25,10 @@ import type {
 import type { Context } from './context.js';
 import { type ConfigValues, configValues } from './guest.js';
 import { type CloudImageVmOptions, cloudImageVmParams, type QemuCreateOptions, qemuCreateParams } from './qemu.js';
-import { StorageApi, type StorageContentType } from './storage.js';
+import { CONTENT_TYPES, StorageApi, type StorageContentType } from './storage.js';
 
 export type { DownloadUrlOptions, StorageContentType, UploadOptions } from './storage.js';
 export { StorageApi } from './storage.js';
-
-const CONTENT_TYPES: readonly StorageContentType[] = [
-  'iso',
-  'vztmpl',
-  'import',
-  'images',
-  'rootdir',
-  'backup',
-  'snippets',
-];
 
 export interface NodeTaskFilter extends CallOptions {
   limit?: number;
@@ -80,6 +70,18 @@ export class NodeApi {
     this.name = checkNode(name);
     const base = path`/nodes/${this.name}`;
     const node = this.name;
+    // Both ways of creating a VM post to the same path; only the parameters differ.
+    const createQemu = async <T extends QemuCreateOptions | CloudImageVmOptions>(
+      opts: T,
+      toParams: (opts: T) => Record<string, unknown>,
+    ): Promise<Task> => {
+      opts = options(opts);
+      const vmid = checkVmid(opts.vmid);
+      optionalPool(opts.pool);
+      const params = toParams(opts) as never;
+      const upid = await ctx.t.post<string>(`${base}/qemu`, { ...callOptions(opts), params });
+      return ctx.guestTask(upid, node, vmid);
+    };
     this.qemu = {
       list: async (opts = {}) => {
         opts = options(opts);
@@ -89,22 +91,8 @@ export class NodeApi {
           cache: ctx.nodeCache(node),
         });
       },
-      create: async (opts) => {
-        opts = options(opts);
-        const vmid = checkVmid(opts.vmid);
-        optionalPool(opts.pool);
-        const params = qemuCreateParams(opts) as never;
-        const upid = await ctx.t.post<string>(`${base}/qemu`, { ...callOptions(opts), params });
-        return ctx.guestTask(upid, node, vmid);
-      },
-      createFromCloudImage: async (opts) => {
-        opts = options(opts);
-        const vmid = checkVmid(opts.vmid);
-        optionalPool(opts.pool);
-        const params = cloudImageVmParams(opts) as never;
-        const upid = await ctx.t.post<string>(`${base}/qemu`, { ...callOptions(opts), params });
-        return ctx.guestTask(upid, node, vmid);
-      },
+      create: (opts) => createQemu(opts, qemuCreateParams),
+      createFromCloudImage: (opts) => createQemu(opts, cloudImageVmParams),
     };
     this.lxc = {
       list: async (opts = {}) => ctx.t.get(`${base}/lxc`, { ...readOptions(opts), cache: ctx.nodeCache(node) }),

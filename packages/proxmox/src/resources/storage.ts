@@ -11,7 +11,8 @@ import type { Storage, StorageContent } from '../types.js';
 import type { Context } from './context.js';
 
 export type StorageContentType = 'iso' | 'vztmpl' | 'import' | 'images' | 'rootdir' | 'backup' | 'snippets';
-const CONTENT_TYPES: readonly StorageContentType[] = [
+/** Every content type a storage may hold; node.storages() filters by the same list. */
+export const CONTENT_TYPES: readonly StorageContentType[] = [
   'iso',
   'vztmpl',
   'import',
