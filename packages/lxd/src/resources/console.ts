@@ -9,6 +9,7 @@ import type { InstanceState } from '../types/api.js';
 import { StatusCode } from '../types/status-code.js';
 import { type LxdCallOptions, Resource } from './base.js';
 import { checkTerminalSize } from './exec-options.js';
+import { sendFrame } from './session-frames.js';
 
 export interface ConsoleOptions extends LxdCallOptions {
   /** `console` (text, default) or `vga` (VMs: SPICE). */
@@ -172,29 +173,7 @@ export class ConsoleSession {
   }
 
   #send(ws: WebSocket | undefined, payload: Buffer | string, binary: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (this.#closed || !ws || ws.readyState !== ws.OPEN) {
-        reject(
-          new ConnectionError({
-            message: `console ${this.#operation.id}: the session is closed; nothing was sent`,
-            backend: BACKEND,
-            sent: false,
-          }),
-        );
-        return;
-      }
-      ws.send(payload, { binary }, (error) =>
-        error
-          ? reject(
-              new ConnectionError({
-                message: `console ${this.#operation.id}: ${redactText(error.message)}`,
-                backend: BACKEND,
-                sent: true,
-              }),
-            )
-          : resolve(),
-      );
-    });
+    return sendFrame(`console ${this.#operation.id}`, this.#closed, ws, payload, binary);
   }
 }
 

@@ -7,6 +7,7 @@ import type { LxdOperation } from '../operation.js';
 import type { Operation } from '../types/api.js';
 import { StatusCode } from '../types/status-code.js';
 import { checkSignal, checkTerminalSize } from './exec-options.js';
+import { frameSendError, sendFrame } from './session-frames.js';
 
 /** A running command. Streams are Node streams; `exit` resolves with the exit code. */
 export interface ExecProcess {
@@ -301,7 +302,7 @@ export class ExecSession implements ExecProcess {
           callback(closedError());
           return;
         }
-        ws.send(chunk, { binary: true }, (error) => callback(error ? this.#sendError(error) : null));
+        ws.send(chunk, { binary: true }, (error) => callback(error ? frameSendError(this.#label, error) : null));
       },
       final: (callback) => {
         const ws = this.#input;
@@ -314,28 +315,11 @@ export class ExecSession implements ExecProcess {
   }
 
   #sendControl(message: object): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const control = this.#control;
-      if (this.#closing || this.#settled || !control || control.readyState !== control.OPEN) {
-        reject(
-          new ConnectionError({
-            message: `exec ${this.#operation.id}: the session is closed; nothing was sent`,
-            backend: BACKEND,
-            sent: false,
-          }),
-        );
-        return;
-      }
-      control.send(JSON.stringify(message), (error) => (error ? reject(this.#sendError(error)) : resolve()));
-    });
+    return sendFrame(this.#label, this.#closing || this.#settled, this.#control, JSON.stringify(message), false);
   }
 
-  #sendError(error: Error): ConnectionError {
-    return new ConnectionError({
-      message: `exec ${this.#operation.id}: ${redactText(error.message)}`,
-      backend: BACKEND,
-      sent: true,
-    });
+  get #label(): string {
+    return `exec ${this.#operation.id}`;
   }
 
   /** Closes every socket (or cuts it, when `now`), once; one that does not close in time is cut. */
