@@ -94,11 +94,16 @@ export class ImageSteps extends Resource {
     } finally {
       watching.abort();
     }
-    const fingerprint = String((done.metadata as { fingerprint?: unknown } | null)?.fingerprint ?? '');
-    const size = Number((done.metadata as { size?: unknown } | null)?.size ?? 0);
+    const { fingerprint, size } = imageMade(done);
     const aliases = await this.setAliases(fingerprint, opts.aliases, { project: opts.project, signal: d.signal });
     return { fingerprint, size, aliases };
   }
+}
+
+/** The fingerprint and size LXD reports for the image an operation made ('' and 0 when it names none). */
+export function imageMade(done: Operation): { fingerprint: string; size: number } {
+  const metadata = done.metadata as { fingerprint?: unknown; size?: unknown } | null;
+  return { fingerprint: String(metadata?.fingerprint ?? ''), size: Number(metadata?.size ?? 0) };
 }
 
 /** Runs an image call under the caller's deadline (never throws synchronously). */

@@ -5,7 +5,7 @@ import { type LxdCallOptions, Resource } from '../resources/base.js';
 import type { LxdTransport } from '../transport.js';
 import type { ImageAlias, Operation } from '../types/api.js';
 import { ChecksumMismatchError } from './errors.js';
-import { type AliasList, checkAliases, type ImageResult, type ImageSteps, underDeadline } from './steps.js';
+import { type AliasList, checkAliases, type ImageResult, type ImageSteps, imageMade, underDeadline } from './steps.js';
 import {
   byteStream,
   type ImageData,
@@ -146,7 +146,7 @@ export class ImageUploader extends Resource {
         if (d.reason()) this.#steps.removeWhenDone(op, opts.project);
         throw error;
       }
-      const fingerprint = String((done.metadata as { fingerprint?: unknown } | null)?.fingerprint ?? '');
+      const { fingerprint, size } = imageMade(done);
       const actual = hash.digest('hex');
       if (fingerprint !== actual) {
         if (fingerprint) await this.#steps.delete(fingerprint, { project: opts.project }).catch(() => {});
@@ -158,7 +158,6 @@ export class ImageUploader extends Resource {
           backend: BACKEND,
         });
       }
-      const size = Number((done.metadata as { size?: unknown } | null)?.size ?? 0);
       const aliases = await this.#steps.setAliases(fingerprint, image.aliases as AliasList, {
         project: opts.project,
         signal: d.signal,
