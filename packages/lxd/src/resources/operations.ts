@@ -7,28 +7,25 @@ import { type ListOptions, type LxdCallOptions, listParts, Resource } from './ba
 export class Operations extends Resource {
   /** Operation ids, all states. */
   async ids(opts: ListOptions = {}): Promise<string[]> {
-    const byState = await this.call<Record<string, string[]> | null>(
-      'GET',
-      '/1.0/operations',
-      opts,
-      listParts(opts, 0),
-    );
-    return Object.values(byState ?? {})
-      .flat()
-      .map((u) => u.slice(u.lastIndexOf('/') + 1));
+    const urls = await this.#allStates<string>(opts, 0);
+    return urls.map((u) => u.slice(u.lastIndexOf('/') + 1));
   }
 
   /** Operations by state ("running", "success", ...). */
   async list(opts: ListOptions = {}): Promise<Operation[]> {
-    const byState = await this.call<Record<string, Operation[]> | null>(
+    const operations = await this.#allStates<Operation>(opts, 1);
+    return operations.map(hideSecrets);
+  }
+
+  /** LXD groups its operations by state; both lists want them in one. */
+  async #allStates<T>(opts: ListOptions, recursion: 0 | 1): Promise<T[]> {
+    const byState = await this.call<Record<string, T[]> | null>(
       'GET',
       '/1.0/operations',
       opts,
-      listParts(opts, 1),
+      listParts(opts, recursion),
     );
-    return Object.values(byState ?? {})
-      .flat()
-      .map(hideSecrets);
+    return Object.values(byState ?? {}).flat();
   }
 
   async get(id: string, opts: LxdCallOptions = {}): Promise<Operation> {
