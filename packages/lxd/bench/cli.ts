@@ -3,6 +3,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 export interface CliResult {
   /** Wall time of the whole `lxc` process, spawn to exit. */
   ms: number;
+  /** Spawn and exit, epoch ms (the timing proxy's clock). */
+  spawnedAt: number;
+  exitedAt: number;
   stdout: string;
   stderr: string;
 }
@@ -10,20 +13,25 @@ export interface CliResult {
 /** The `lxc` CLI, one process per call, timed as a whole. */
 export interface Cli {
   readonly version: string;
-  run(args: readonly string[]): Promise<CliResult>;
+  /** `env` is added to this process's environment (`LXD_DIR` to talk through a proxy, say). */
+  run(args: readonly string[], env?: Readonly<Record<string, string>>): Promise<CliResult>;
   /** Kills the calls still running (Ctrl-C); answers how many there were. */
   killAll(): number;
 }
 
 export async function startCli(bin = 'lxc'): Promise<Cli> {
   const running = new Set<ChildProcess>();
-  const run = (args: readonly string[]) =>
+  const run = (args: readonly string[], env?: Readonly<Record<string, string>>) =>
     new Promise<CliResult>((resolve, reject) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       const t0 = performance.now();
+      const spawnedAt = performance.timeOrigin + t0;
       // stdin is /dev/null, not a TTY: `lxc exec` then runs non-interactively, like the other clients.
-      const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(bin, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(env ? { env: { ...process.env, ...env } } : {}),
+      });
       running.add(child);
       child.stdout.on('data', (c: Buffer) => out.push(c));
       child.stderr.on('data', (c: Buffer) => err.push(c));
@@ -32,10 +40,16 @@ export async function startCli(bin = 'lxc'): Promise<Cli> {
         reject(e);
       });
       child.once('close', (code, signal) => {
-        const ms = performance.now() - t0;
+        const t1 = performance.now();
         running.delete(child);
         if (code === 0)
-          resolve({ ms, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+          resolve({
+            ms: t1 - t0,
+            spawnedAt,
+            exitedAt: performance.timeOrigin + t1,
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(err).toString('utf8'),
+          });
         else {
           const why = signal ? `signal ${signal}` : `exit code ${code}`;
           reject(new Error(`lxc ${args.join(' ')}: ${why}: ${Buffer.concat(err).toString('utf8').trim()}`));
@@ -54,19 +68,4 @@ export async function startCli(bin = 'lxc'): Promise<Cli> {
       return n;
     },
   };
-}
-
-/**
- * The CLI's fixed cost per call. Every `lxc` command runs the same first steps: exec of the Go
- * binary, its config, a connection to the daemon and a `GET /1.0`. `lxc version` is the cheapest
- * command that reaches the daemon, and it sends a second `GET /1.0` for the version itself (seen
- * through a counting proxy on `LXD_SOCKET`: two connections, two `GET /1.0`). So the start-up is
- * `lxc version` minus one `GET /1.0`, timed right after with `getServer` (the same request, from
- * this process); subtracting all of `lxc version` would charge the CLI's operations a request less.
- */
-export async function startupProbe(cli: Cli, getServer: () => Promise<unknown>): Promise<number> {
-  const version = (await cli.run(['version'])).ms;
-  const t0 = performance.now();
-  await getServer();
-  return version - (performance.now() - t0);
 }

@@ -2,18 +2,22 @@
  * Benchmark (not a test): @vmplane/lxd against the `lxc` CLI (the Go client) and pylxd, side by
  * side on the same daemon in one run. See README.md next to this file.
  *
- *   npm run bench:lxd [-- --reps 3 --cycles 10 --execs 100 --list 30 --lists 10 --mib 64 --transfers 3]
+ *   npm run bench:lxd [-- --reps 3 --cycles 10 --execs 100 --list 30 --lists 10 --mib 64 --transfers 3
+ *                        --sizes 4k,64k,1m,16m,64m,256m --files-only]
  */
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { LxdClient } from '@vmplane/lxd';
 import { removeLeftoverLogs } from '../test/support/lxd.js';
-import { type Cli, startCli, startupProbe } from './cli.js';
+import { type Cli, startCli } from './cli.js';
 import { type Pylxd, startPylxd } from './pylxd.js';
-import { fmtMs, median, type Row, ratio, renderTable } from './table.js';
+import { fmtMs, median, type Row, ratio, renderTable, renderTransferTable, type TransferRow } from './table.js';
+import { describe, type Exchange, startTimingProxy, type TimingProxy, wireSpan } from './timing-proxy.js';
 import {
   emptySamples,
   parseSizes,
@@ -38,6 +42,14 @@ const LIST_SIZE = arg('list', 30);
 const LISTS = arg('lists', 10);
 const MIB = arg('mib', 64);
 const TRANSFERS = arg('transfers', 3);
+/** `--files-only`: only the push and pull rows (quick iterations on transfers). */
+const FILES_ONLY = process.argv.includes('--files-only');
+/**
+ * The smallest size with an "lxc net" (end to end minus its time outside the transfer, from two
+ * runs): below it, how lxc's ~25-45 ms start-up varies between runs is more than the transfer.
+ */
+const NET_FROM = 16 << 20;
+const started = performance.now();
 /** Sizes of the push/pull rows (`--sizes 4k,64k,1m,16m,64m,256m`); --mib's size is measured in (5). */
 const SIZES = parseSizes(process.argv[process.argv.indexOf('--sizes') + 1]);
 const ALIAS = process.env.VMPLANE_IMAGE_ALIAS ?? 'vmplane-busybox';
@@ -55,11 +67,18 @@ const CLIENTS: readonly ClientName[] = ['ours', 'lxc', 'pylxd'];
 /** The clients' order in repetition r: rotated, so no client always goes first (or last). */
 const order = (r: number): ClientName[] => CLIENTS.map((_, i) => CLIENTS[(i + r) % CLIENTS.length] as ClientName);
 
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+/** The machine's load, printed with the tables: other work shares its 2 cores. */
+const uptime = async () => (await promisify(execFile)('uptime')).stdout;
+
+const log = (msg: string) =>
+  process.stderr.write(`[bench] ${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s  ${msg}\n`);
 
 const lxd = await LxdClient.connect();
 let cli: Cli | undefined;
 let py: Pylxd | undefined;
+let proxy: TimingProxy | undefined;
+/** Our client through the timing proxy, for the proxy-timed transfers. */
+let lxdProxied: LxdClient | undefined;
 let tmp: string | undefined;
 
 // ---- cleanup: always, once, even on Ctrl-C ------------------------------------------------------
@@ -89,6 +108,7 @@ function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     aborting = true;
     const killed = (cli?.killAll() ?? 0) + (py?.kill() ? 1 : 0);
+    lxdProxied?.close();
     try {
       // A killed `lxc launch` or pylxd create leaves its operation running in the daemon: the
       // instance may appear after a first look. Look again until a round finds nothing.
@@ -102,6 +122,7 @@ function cleanup(): Promise<void> {
     }
     // LXD 5.0.2 keeps a deleted container's log directory; this run's go with its containers.
     removeLeftoverLogs((entry) => entry.startsWith(`${RUN}-`));
+    proxy?.kill();
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
     lxd.close();
   })();
@@ -123,6 +144,38 @@ const timed = async (fn: () => Promise<unknown>): Promise<number> => {
   return performance.now() - t0;
 };
 
+/**
+ * lxc's time on the wire for one process, seen by the timing proxy: from the first byte of its
+ * first request after its start-up (the `GET /1.0` every command begins with) to the last byte
+ * of its last exchange (of a websocket or SFTP tunnel: its last byte either way).
+ */
+function afterStartup(exchanges: readonly Exchange[]): number {
+  const first = exchanges.findIndex((x) => !(x.method === 'GET' && x.target === '/1.0'));
+  return first < 0 ? Number.NaN : wireSpan(exchanges.slice(first));
+}
+
+/** Requests each lxc command sent through the proxy, `METHOD path` (names replaced) joined. */
+const lxcRequests = new Map<string, Map<string, number>>();
+
+/**
+ * One `lxc` command through the timing proxy: its whole process (end to end, which then includes
+ * the proxy's own small cost per exchange) and its time on the wire after start-up.
+ */
+async function lxcTimed(args: readonly string[]) {
+  await proxy!.take();
+  const r = await cli!.run(args, { LXD_DIR: proxy!.dir });
+  const exchanges = await proxy!.take();
+  const key = args[0] === 'file' ? `file ${args[1]}` : (args[0] as string);
+  const seq = exchanges.map(describe).join(', ');
+  const seen = lxcRequests.get(key) ?? new Map<string, number>();
+  seen.set(seq, (seen.get(seq) ?? 0) + 1);
+  lxcRequests.set(key, seen);
+  return { ...r, wire: afterStartup(exchanges) };
+}
+
+/** lxc's wire time per sample of each main row, next to its end-to-end time in `samples`. */
+const lxcWire = { cycle: [] as number[], exec: [] as number[], list: [] as number[] };
+
 async function cycle(client: ClientName, name: string): Promise<number> {
   switch (client) {
     case 'ours':
@@ -133,8 +186,9 @@ async function cycle(client: ClientName, name: string): Promise<number> {
       });
     case 'lxc': {
       // The CLI's own way: `lxc launch` (create + start) then `lxc delete --force` (stop + delete).
-      const a = await cli!.run(['launch', ALIAS, name, '--quiet']);
-      const b = await cli!.run(['delete', '--force', name]);
+      const a = await lxcTimed(['launch', ALIAS, name, '--quiet']);
+      const b = await lxcTimed(['delete', '--force', name]);
+      lxcWire.cycle.push(a.wire + b.wire);
       return a.ms + b.ms;
     }
     case 'pylxd':
@@ -158,8 +212,11 @@ async function exec(client: ClientName | 'ours-websockets'): Promise<number> {
       if (r.exitCode !== 0) throw new Error(`exec exit code ${r.exitCode}`);
       return ms;
     }
-    case 'lxc':
-      return (await cli!.run(['exec', WORK, '--', ...COMMAND])).ms;
+    case 'lxc': {
+      const r = await lxcTimed(['exec', WORK, '--', ...COMMAND]);
+      lxcWire.exec.push(r.wire);
+      return r.ms;
+    }
     case 'pylxd': {
       const r = await py!.call<{ samples: number[]; failures: string[] }>({
         op: 'execs',
@@ -221,7 +278,8 @@ async function list(client: ClientName | 'pylxd-idiomatic'): Promise<ListSample>
       return { ms: performance.now() - t0, count: all.length };
     }
     case 'lxc': {
-      const r = await cli!.run(['list', '--format', 'json']);
+      const r = await lxcTimed(['list', '--format', 'json']);
+      lxcWire.list.push(r.wire);
       return { ms: r.ms, count: (JSON.parse(r.stdout) as unknown[]).length };
     }
     case 'pylxd':
@@ -234,38 +292,31 @@ async function list(client: ClientName | 'pylxd-idiomatic'): Promise<ListSample>
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /**
- * Push, then pull into memory, then pull into a local file; every copy's sha256 must match. Hashing
- * and reading the local copies are not timed. `lxc` can only pull into a file: that one sample
- * serves both pull rows.
+ * At --mib, what only some clients can do: pull into a local file (ours: `pullToFile`, over SFTP),
+ * and ours over explicit SFTP sessions (push from the file, as lxc does, and read into memory).
+ * The file is pushed first, not timed (the push and pull rows come from the size loop); every
+ * copy's sha256 must match. Hashing and reading the local copies are not timed.
  */
-async function pushPull(
+async function fileAndSftp(
   client: ClientName,
   payload: Buffer,
   payloadFile: string,
   digest: string,
-): Promise<{ push: number; pull: number; pullFile: number; pushSftp?: number; pullSftp?: number }> {
+): Promise<{ pullFile: number; pushSftp?: number; pullSftp?: number }> {
   const remote = `/tmp/${RUN}-${client}.bin`;
   const local = join(tmp!, `${client}-pulled.bin`);
   const check = (what: string, got: string) => {
     if (got !== digest) throw new Error(`${client} ${what}: sha256 ${got} differs from the pushed ${digest}`);
   };
-  let push: number;
-  let pull: number;
   let pullFile: number;
   let pushSftp: number | undefined;
   let pullSftp: number | undefined;
   switch (client) {
     case 'ours': {
-      push = await timed(() => lxd.instances.files.push(WORK, remote, payload));
-      const t0 = performance.now();
-      const f = await lxd.instances.files.pull(WORK, remote);
-      pull = performance.now() - t0;
-      if (f.type !== 'file') throw new Error(`pulled a ${f.type}`);
-      check('pull', sha256(f.content));
+      await lxd.instances.files.push(WORK, remote, payload);
       pullFile = await timed(async () => {
         await lxd.instances.files.pullToFile(WORK, remote, local);
       });
-      // The same over SFTP: push from the file (as lxc does), pull into memory, each with its own session.
       pushSftp = await timed(() => lxd.instances.files.pushFromFile(WORK, payloadFile, remote));
       let viaSftp: Buffer = Buffer.alloc(0);
       pullSftp = await timed(async () => {
@@ -280,15 +331,12 @@ async function pushPull(
       break;
     }
     case 'lxc': {
-      push = (await cli!.run(['file', 'push', payloadFile, `${WORK}${remote}`])).ms;
-      pull = pullFile = (await cli!.run(['file', 'pull', `${WORK}${remote}`, local])).ms;
+      await cli!.run(['file', 'push', payloadFile, `${WORK}${remote}`]);
+      pullFile = (await cli!.run(['file', 'pull', `${WORK}${remote}`, local])).ms;
       break;
     }
     case 'pylxd': {
-      push = (await py!.call<{ ms: number }>({ op: 'push', name: WORK, path: remote })).ms;
-      const r = await py!.call<{ ms: number; sha256: string }>({ op: 'pull', name: WORK, path: remote });
-      pull = r.ms;
-      check('pull', r.sha256);
+      await py!.call<{ ms: number }>({ op: 'push', name: WORK, path: remote });
       pullFile = (await py!.call<{ ms: number }>({ op: 'pull_file', name: WORK, path: remote, file: local })).ms;
       break;
     }
@@ -297,8 +345,6 @@ async function pushPull(
   await rm(local, { force: true });
   await lxd.instances.files.delete(WORK, remote);
   return {
-    push,
-    pull,
     pullFile,
     ...(pushSftp === undefined ? {} : { pushSftp }),
     ...(pullSftp === undefined ? {} : { pullSftp }),
@@ -319,22 +365,25 @@ const lossOf: Record<ClientName | 'ours-websockets', number> = { ours: 0, 'ours-
 const listMs = samples();
 const listIdiomatic: number[] = [];
 const listCounts = new Set<number>();
-const pushMs = samples();
-const pullMs = samples();
+/** lxc's wire time after start-up, totalled per repetition, for the "total of" rows. */
+const lxcWireTotal = { cycle: [] as number[], exec: [] as number[] };
 const pullFileMs = samples();
 const pushSftpMs: number[] = [];
 const pullSftpMs: number[] = [];
-const bySize = new Map<number, SizeSamples>(SIZES.map((size) => [size, emptySamples()]));
-const startup: number[] = [];
+/** Every size of the push and pull rows: --sizes and --mib's. */
+const ALL_SIZES = [...new Set([...SIZES, MIB * 1024 * 1024])].sort((a, b) => a - b);
+const bySize = new Map<number, SizeSamples>(ALL_SIZES.map((size) => [size, emptySamples()]));
 /** pylxd's own exec errors, retried (see pylxd_bench.py). */
 const pylxdExecFailures: string[] = [];
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
-const started = performance.now();
 let failed = false;
 try {
   tmp = await mkdtemp(join(tmpdir(), `${RUN}-`));
   cli = await startCli();
   py = await startPylxd(new URL('./pylxd_bench.py', import.meta.url).pathname);
+  proxy = await startTimingProxy(tmp);
+  lxdProxied = await LxdClient.connect({ socketPath: proxy.socketPath });
   const server = lxd.serverInfo?.environment;
   log(`run ${RUN}: LXD ${server?.server_version ?? '?'} (${server?.storage ?? '?'} storage), pylxd ${py.version}`);
   log(`${REPS} repetitions; clients interleaved, order rotated each repetition`);
@@ -343,12 +392,13 @@ try {
   const digest = sha256(payload);
   const payloadFile = join(tmp, 'payload.bin');
   await writeFile(payloadFile, payload);
-  await py.call({ op: 'load', file: payloadFile });
 
-  log(`setup: ${WORK} (running, for exec and files) and ${LIST_SIZE} stopped containers for the list`);
+  const listSize = FILES_ONLY ? 0 : LIST_SIZE;
+  log(`setup: ${WORK} (running, for exec and files) and ${listSize} stopped containers for the list`);
   await (await lxd.instances.createFromImage(WORK, { alias: ALIAS })).wait();
   await lxd.instances.start(WORK);
-  const listed = Array.from({ length: LIST_SIZE }, (_, i) => `${RUN}-l${String(i).padStart(2, '0')}`);
+  await py.call({ op: 'proxy', socket: proxy.socketPath, name: WORK });
+  const listed = Array.from({ length: listSize }, (_, i) => `${RUN}-l${String(i).padStart(2, '0')}`);
   for (let i = 0; i < listed.length; i += 3) {
     stopIfAborting();
     await Promise.all(
@@ -363,156 +413,231 @@ try {
   }
   await list('pylxd-idiomatic');
   for (let i = 0; i < 3; i++) await cli.run(['version']);
+  {
+    // The first transfers after a start are slower (the daemon's first file access to the instance).
+    const ctx: TransferContext = { lxd, lxdProxied, proxy, cli, py, work: WORK, run: RUN, tmp };
+    const data = await preparePayload(ctx, 64 * 1024);
+    for (const c of CLIENTS) await transfer(ctx, c, data, emptySamples());
+    await data.dispose();
+  }
+  lxcWire.exec.length = 0;
+  lxcWire.list.length = 0;
+  lxcRequests.clear();
 
   for (let r = 0; r < REPS; r++) {
     const clients = order(r);
     log(`repetition ${r + 1}/${REPS}: order ${clients.join(', ')}`);
 
-    // The CLI's start-up: a trivial call that reaches the daemon, sampled in every repetition.
-    for (let i = 0; i < 5; i++) startup.push(await startupProbe(cli, () => lxd.server.get()));
+    if (!FILES_ONLY) {
+      // (1) create + start + delete, one container at a time, clients interleaved per container.
+      log(`  create+start+delete x${CYCLES}`);
+      const cyc = samples();
+      const wireFrom = lxcWire.cycle.length;
+      for (let i = 0; i < CYCLES; i++) {
+        for (const c of clients) {
+          stopIfAborting();
+          cyc[c].push(await cycle(c, `${RUN}-${c[0]}${r}-${i}`));
+        }
+      }
+      for (const c of CLIENTS) {
+        cycleEach[c].push(...cyc[c]);
+        cycleTotal[c].push(sum(cyc[c]));
+      }
+      lxcWireTotal.cycle.push(sum(lxcWire.cycle.slice(wireFrom)));
 
-    // (1) create + start + delete, one container at a time, clients interleaved per container.
-    log(`  create+start+delete x${CYCLES}`);
-    const cyc = samples();
-    for (let i = 0; i < CYCLES; i++) {
+      // (2) 100 sequential execs per client, as a block (clients in rotating order). Interleaving
+      // single calls would charge each client for the daemon still tearing down the previous
+      // client's session (pylxd leaves its websockets to close lazily).
+      log(`  exec x${EXECS}`);
+      const ex = samples();
+      const execFrom = lxcWire.exec.length;
       for (const c of clients) {
-        stopIfAborting();
-        cyc[c].push(await cycle(c, `${RUN}-${c[0]}${r}-${i}`));
+        for (let i = 0; i < EXECS; i++) {
+          stopIfAborting();
+          ex[c].push(await exec(c));
+        }
+        if (c !== 'ours') continue;
+        for (let i = 0; i < EXECS; i++) {
+          stopIfAborting();
+          execWebsockets.push(await exec('ours-websockets'));
+        }
       }
-    }
-    for (const c of CLIENTS) {
-      cycleEach[c].push(...cyc[c]);
-      cycleTotal[c].push(cyc[c].reduce((a, b) => a + b, 0));
-    }
+      for (const c of CLIENTS) {
+        execEach[c].push(...ex[c]);
+        execTotal[c].push(sum(ex[c]));
+      }
+      lxcWireTotal.exec.push(sum(lxcWire.exec.slice(execFrom)));
 
-    // (2) 100 sequential execs per client, as a block (clients in rotating order). Interleaving
-    // single calls would charge each client for the daemon still tearing down the previous
-    // client's session (pylxd leaves its websockets to close lazily).
-    log(`  exec x${EXECS}`);
-    const ex = samples();
-    for (const c of clients) {
-      for (let i = 0; i < EXECS; i++) {
+      // (3) list with recursion=2.
+      log(`  list x${LISTS}`);
+      for (let i = 0; i < LISTS; i++) {
         stopIfAborting();
-        ex[c].push(await exec(c));
-      }
-      if (c !== 'ours') continue;
-      for (let i = 0; i < EXECS; i++) {
-        stopIfAborting();
-        execWebsockets.push(await exec('ours-websockets'));
-      }
-    }
-    for (const c of CLIENTS) {
-      execEach[c].push(...ex[c]);
-      execTotal[c].push(ex[c].reduce((a, b) => a + b, 0));
-    }
-
-    // (3) list with recursion=2.
-    log(`  list x${LISTS}`);
-    for (let i = 0; i < LISTS; i++) {
-      stopIfAborting();
-      for (const c of clients) {
-        const s = await list(c);
-        listMs[c].push(s.ms);
+        for (const c of clients) {
+          const s = await list(c);
+          listMs[c].push(s.ms);
+          listCounts.add(s.count);
+        }
+        const s = await list('pylxd-idiomatic');
+        listIdiomatic.push(s.ms);
         listCounts.add(s.count);
       }
-      const s = await list('pylxd-idiomatic');
-      listIdiomatic.push(s.ms);
-      listCounts.add(s.count);
+
+      // (4) output kept by concurrent execs of commands that end at once.
+      log(`  exec output check: ${LOSS_ROUNDS} x ${LOSS_WIDTH} at once`);
+      for (const c of [...clients, 'ours-websockets' as const]) lossOf[c] += await outputLoss(c);
     }
 
-    // (4) output kept by concurrent execs of commands that end at once.
-    log(`  exec output check: ${LOSS_ROUNDS} x ${LOSS_WIDTH} at once`);
-    for (const c of [...clients, 'ours-websockets' as const]) lossOf[c] += await outputLoss(c);
-
-    // (5) push and pull of the payload, sha256-checked.
-    log(`  push+pull ${MIB} MiB x${TRANSFERS}`);
-    for (let i = 0; i < TRANSFERS; i++) {
-      stopIfAborting();
-      for (const c of clients) {
-        const s = await pushPull(c, payload, payloadFile, digest);
-        pushMs[c].push(s.push);
-        pullMs[c].push(s.pull);
-        pullFileMs[c].push(s.pullFile);
-        if (s.pushSftp !== undefined) pushSftpMs.push(s.pushSftp);
-        if (s.pullSftp !== undefined) pullSftpMs.push(s.pullSftp);
-      }
-    }
-
-    // (6) push and pull at every other size, each payload random and sha256-checked.
-    const ctx: TransferContext = { lxd, cli, py, work: WORK, run: RUN, tmp };
-    for (const size of SIZES) {
-      if (size === MIB * 1024 * 1024) continue;
+    // (5) push and pull at every size, each payload random and sha256-checked: end to end, then
+    // through the timing proxy.
+    const ctx: TransferContext = { lxd, lxdProxied, proxy, cli, py, work: WORK, run: RUN, tmp };
+    for (const size of ALL_SIZES) {
       const count = transfersFor(size, TRANSFERS);
       log(`  push+pull ${sizeLabel(size)} x${count}`);
-      const data = await preparePayload(ctx, size);
+      const data =
+        size === payload.length
+          ? { payload, file: payloadFile, digest, dispose: async () => {} }
+          : await preparePayload(ctx, size);
+      if (size === payload.length) await py.call({ op: 'load', file: payloadFile });
       const into = bySize.get(size) as SizeSamples;
       try {
         for (let i = 0; i < count; i++) {
           for (const c of clients) {
             stopIfAborting();
-            const s = await transfer(ctx, c, data);
-            into.push[c].push(s.push);
-            into.pull[c].push(s.pull);
+            await transfer(ctx, c, data, into);
           }
         }
       } finally {
         await data.dispose();
       }
     }
-    // (5)'s payload is pylxd's again for the next repetition.
+
+    // (6) at --mib: into a local file, and ours over explicit SFTP sessions.
+    const extras = 1;
+    log(`  ${MIB} MiB into a local file, and over SFTP sessions x${extras}`);
     await py.call({ op: 'load', file: payloadFile });
+    for (let i = 0; i < extras; i++) {
+      stopIfAborting();
+      for (const c of clients) {
+        const s = await fileAndSftp(c, payload, payloadFile, digest);
+        pullFileMs[c].push(s.pullFile);
+        if (s.pushSftp !== undefined) pushSftpMs.push(s.pushSftp);
+        if (s.pullSftp !== undefined) pullSftpMs.push(s.pullSftp);
+      }
+    }
   }
 
-  const up = median(startup);
-  const rows: Row[] = [];
-  const row = (label: string, data: Samples, processes: number, pylxdOverride?: number[]) => {
-    const lxcMs = median(data.lxc);
-    rows.push({
-      label,
-      ours: median(data.ours),
-      lxc: lxcMs,
-      lxcNet: lxcMs - processes * up,
-      pylxd: median(pylxdOverride ?? data.pylxd),
-    });
-  };
-  const counts = [...listCounts].sort((a, b) => a - b).join('/');
-  row('create+start+delete, per container', cycleEach, 2);
-  row(`create+start+delete, total of ${CYCLES}`, cycleTotal, 2 * CYCLES);
-  row(`exec ${COMMAND.join(' ')}, per call`, execEach, 1);
-  row(`exec ${COMMAND.join(' ')}, total of ${EXECS}`, execTotal, EXECS);
-  rows.push({ ...(rows.at(-2) as Row), label: '  same per call, ours via websockets', ours: median(execWebsockets) });
-  row(`list recursion=2 (${counts} instances)`, listMs, 1);
-  row('  same, pylxd idiomatic (all()+sync+state)', listMs, 1, listIdiomatic);
-  const sizes = [...new Set([...SIZES, MIB * 1024 * 1024])].sort((a, b) => a - b);
-  const atSize = (size: number) => (size === MIB * 1024 * 1024 ? { push: pushMs, pull: pullMs } : bySize.get(size));
-  for (const size of sizes) {
-    row(`push ${sizeLabel(size)}`, (atSize(size) as SizeSamples).push, 1);
-    if (size !== MIB * 1024 * 1024) continue;
-    rows.push({ ...(rows.at(-1) as Row), label: '  same, ours from the file over SFTP', ours: median(pushSftpMs) });
-  }
-  for (const size of sizes) {
-    row(`pull ${sizeLabel(size)} into memory`, (atSize(size) as SizeSamples).pull, 1);
-    if (size !== MIB * 1024 * 1024) continue;
-    rows.push({ ...(rows.at(-1) as Row), label: '  same, ours over an SFTP session', ours: median(pullSftpMs) });
-  }
-  row(`pull ${MIB} MiB into a local file (ours: SFTP)`, pullFileMs, 1);
-
-  console.log();
-  console.log(
+  const up = (await uptime()).trim();
+  const header =
     `@vmplane/lxd vs lxc ${cli.version} vs pylxd ${py.version} — LXD ${server?.server_version ?? '?'}, ` +
-      `medians of ${REPS} repetitions (ms); lxc start-up = median \`lxc version\` - GET /1.0 = ${fmtMs(up)} ms`,
-  );
-  console.log(renderTable(rows));
+    `medians of ${REPS} repetitions (ms); uptime after the run: ${up}`;
   console.log();
-  const slowerPy = rows.filter((x) => ratio(x.ours, x.pylxd) >= 1).map((x) => x.label.trim());
-  const perOp = rows.filter((x) => !x.label.includes('total') && !x.label.startsWith(' '));
-  const slowerCli = perOp.filter((x) => ratio(x.ours, x.lxcNet) >= 1).map((x) => x.label.trim());
-  const checked = REPS * LOSS_ROUNDS * LOSS_WIDTH;
+  console.log(header);
+  const slowerPy: string[] = [];
+  const slowerCli: string[] = [];
+  if (!FILES_ONLY) {
+    const rows: Row[] = [];
+    const row = (label: string, data: Samples, wire: readonly number[], pylxdOverride?: number[]) => {
+      rows.push({
+        label,
+        ours: median(data.ours),
+        lxc: median(data.lxc),
+        lxcWire: median(wire),
+        pylxd: median(pylxdOverride ?? data.pylxd),
+      });
+    };
+    const counts = [...listCounts].sort((a, b) => a - b).join('/');
+    row('create+start+delete, per container', cycleEach, lxcWire.cycle);
+    row(`create+start+delete, total of ${CYCLES}`, cycleTotal, lxcWireTotal.cycle);
+    row(`exec ${COMMAND.join(' ')}, per call`, execEach, lxcWire.exec);
+    row(`exec ${COMMAND.join(' ')}, total of ${EXECS}`, execTotal, lxcWireTotal.exec);
+    rows.push({ ...(rows.at(-2) as Row), label: '  same per call, ours via websockets', ours: median(execWebsockets) });
+    row(`list recursion=2 (${counts} instances)`, listMs, lxcWire.list);
+    row('  same, pylxd idiomatic (all()+sync+state)', listMs, lxcWire.list, listIdiomatic);
+    console.log(renderTable(rows));
+    console.log();
+    for (const x of rows) {
+      if (ratio(x.ours, x.pylxd) >= 1) slowerPy.push(x.label.trim());
+      if (!x.label.includes('total') && !x.label.startsWith(' ') && ratio(x.ours, x.lxcWire) >= 1)
+        slowerCli.push(x.label.trim());
+    }
+  }
+
+  const trows: TransferRow[] = [];
+  const requestNotes: string[] = [];
+  const perOp = (seen: Map<string, number>) =>
+    [...new Set([...seen.keys()].map((k) => (k === '' ? 0 : k.split(', ').length)))].join('|');
+  for (const dir of ['push', 'pull'] as const) {
+    for (const size of ALL_SIZES) {
+      const at = bySize.get(size) as SizeSamples;
+      const label = `${dir} ${sizeLabel(size)}${dir === 'pull' ? ' into memory' : ''}`;
+      trows.push({
+        label,
+        ours: median(at.e2e[dir].ours),
+        lxc: median(at.e2e[dir].lxc),
+        pylxd: median(at.e2e[dir].pylxd),
+        oursWire: median(at.wire[dir].ours),
+        lxcWire: median(at.wire[dir].lxc),
+        pylxdWire: median(at.wire[dir].pylxd),
+        // Below NET_FROM the start-up's noise between two lxc runs is larger than the transfer.
+        lxcNet: size >= NET_FROM ? median(at.e2e[dir].lxc) - median(at.outside[dir].lxc) : Number.NaN,
+        requests: CLIENTS.map((c) => perOp(at.requests[dir][c])).join('/'),
+      });
+      for (const c of CLIENTS) {
+        for (const [seq, n] of at.requests[dir][c]) requestNotes.push(`${label}, ${c} (${n}x): ${seq}`);
+      }
+      const each = (f: (c: ClientName) => number) => CLIENTS.map((c) => `${c} ${fmtMs(f(c))}`).join(', ');
+      requestNotes.push(
+        `${label}: outside the transfer ${each((c) => median(at.outside[dir][c]))} ms; ` +
+          `the proxy's own cost (end to end through it minus straight) ${each(
+            (c) => median(at.viaProxy[dir][c]) - median(at.e2e[dir][c]),
+          )} ms`,
+      );
+      const last = trows.at(-1) as TransferRow;
+      if (ratio(last.ours, last.pylxd) >= 1) slowerPy.push(label);
+      // Slower than lxc's transfer: our whole call against lxc's time on the wire or its net time.
+      if (ratio(last.ours, Math.min(last.lxcWire, last.lxcNet)) >= 1) slowerCli.push(label);
+      if (size !== MIB * 1024 * 1024) continue;
+      const extra = {
+        oursWire: Number.NaN,
+        lxcWire: Number.NaN,
+        pylxdWire: Number.NaN,
+        lxcNet: Number.NaN,
+        requests: '',
+      };
+      if (dir === 'push')
+        trows.push({ ...last, ...extra, label: '  same, ours from the file over SFTP', ours: median(pushSftpMs) });
+      else {
+        trows.push({ ...last, ...extra, label: '  same, ours over an SFTP session', ours: median(pullSftpMs) });
+        trows.push({
+          label: `pull ${MIB} MiB into a local file (ours: SFTP)`,
+          ours: median(pullFileMs.ours),
+          lxc: median(pullFileMs.lxc),
+          pylxd: median(pullFileMs.pylxd),
+          ...extra,
+        });
+      }
+    }
+  }
   console.log(
-    `exec output lost (stdout or stderr not exactly what the command printed), of ${checked} commands ` +
-      `run ${LOSS_WIDTH} at once: ours ${lossOf.ours}, ours via websockets ${lossOf['ours-websockets']}, ` +
-      `lxc ${lossOf.lxc}, pylxd ${lossOf.pylxd}`,
+    'Push and pull. ours, lxc, pylxd: end to end, straight to LXD. wire: through the timing proxy, first byte of ' +
+      'the files request to the last byte of its answer (ours from 1 MiB push / 6 MiB pull: and its SFTP session). ' +
+      'lxc net: lxc end to end minus what it spent outside the transfer. req/op: ours/lxc/pylxd, through the proxy.',
   );
+  console.log(renderTransferTable(trows));
+  console.log();
+  for (const note of requestNotes) console.log(`  ${note}`);
+  for (const [cmd, seen] of lxcRequests) {
+    for (const [seq, n] of seen) console.log(`  lxc ${cmd} (${n}x): ${seq}`);
+  }
+  console.log();
+  if (!FILES_ONLY) {
+    const checked = REPS * LOSS_ROUNDS * LOSS_WIDTH;
+    console.log(
+      `exec output lost (stdout or stderr not exactly what the command printed), of ${checked} commands ` +
+        `run ${LOSS_WIDTH} at once: ours ${lossOf.ours}, ours via websockets ${lossOf['ours-websockets']}, ` +
+        `lxc ${lossOf.lxc}, pylxd ${lossOf.pylxd}`,
+    );
+  }
   if (pylxdExecFailures.length) {
     console.log(
       `Note: pylxd's execute() failed ${pylxdExecFailures.length} time(s) on its own (` +
@@ -521,7 +646,7 @@ try {
   }
   console.log(
     `Summary: vs pylxd ${slowerPy.length === 0 ? 'faster on every row' : `slower on: ${slowerPy.join('; ')}`}; ` +
-      `vs lxc per operation without its start-up ${
+      `vs lxc on the wire after its start-up ${
         slowerCli.length === 0 ? 'at least as fast on every operation' : `slower on: ${slowerCli.join('; ')}`
       }. (${((performance.now() - started) / 1000).toFixed(0)} s)`,
   );
