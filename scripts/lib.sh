@@ -42,6 +42,44 @@ ensure_node_modules() {
       return 1
     }
   fi
+  ensure_npm_cache_for_consumers
+}
+
+# The pack-install test installs the packed tarballs into an empty project with `npm install
+# --offline`: tests reach no registry. Such an install resolves ranges, so it needs the packuments
+# of the packages' external dependencies (and theirs) in npm's cache, which `npm ci` never fetches.
+# This set-up step does the same install once, online, into a scratch folder, and so fills the
+# cache; a stamp keyed on the dependency ranges skips it on later runs.
+ensure_npm_cache_for_consumers() {
+  local specs stamp
+  specs="$(cd "$ROOT" && node -e '
+    const fs = require("fs");
+    const out = new Set();
+    for (const p of fs.readdirSync("packages")) {
+      const f = `packages/${p}/package.json`;
+      if (!fs.existsSync(f)) continue;
+      const m = JSON.parse(fs.readFileSync(f, "utf8"));
+      if (m.private) continue;
+      for (const [d, r] of Object.entries(m.dependencies ?? {})) if (!d.startsWith("@vmplane/")) out.add(`${d}@${r}`);
+    }
+    out.add(`@types/node@${require("./node_modules/@types/node/package.json").version}`);
+    console.log([...out].sort().join(" "));
+  ')"
+  stamp="$CACHE/npm-consumer-cache.stamp"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$specs" ]; then return 0; fi
+  log "filling npm's cache for an offline install of the packed packages: $specs"
+  local scratch
+  scratch="$(mktemp -d)"
+  printf '{"name":"vmplane-cache-fill","private":true}\n' >"$scratch/package.json"
+  # shellcheck disable=SC2086
+  (cd "$scratch" && npm install --no-audit --no-fund --loglevel=error --ignore-scripts $specs >/dev/null) || {
+    rm -rf "$scratch"
+    log "could not fill npm's cache from the registry"
+    return 1
+  }
+  rm -rf "$scratch"
+  mkdir -p "$CACHE"
+  printf '%s' "$specs" >"$stamp"
 }
 
 lxd_ready() { [ -S "$LXD_SOCKET" ] && timeout 5 lxc query /1.0 >/dev/null 2>&1; }

@@ -4,7 +4,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { format, inspect } from 'node:util';
 import {
   AbortError,
   ConnectionError,
@@ -19,44 +18,10 @@ import {
   TimeoutError,
   TlsVerificationError,
 } from '@vmplane/lxd';
+import { assertNoSecrets, printed, serialiseError, thrown } from '../../common/test/support/printed.js';
 import { makeCertificate } from './support/certs.js';
 import { connect, createInstance, removeInstance, uniqueName } from './support/lxd.js';
 import { type CountingTlsServer, startCountingTlsServer } from './support/tls-server.js';
-
-/** Everything an error exposes: message, stack, own and hidden properties, causes, JSON. */
-function serialiseError(error: unknown): string {
-  const parts = [inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true })];
-  if (error instanceof Error) {
-    parts.push(String(error.stack), error.message);
-    const own: Record<string, unknown> = {};
-    for (const key of Object.getOwnPropertyNames(error)) own[key] = (error as unknown as Record<string, unknown>)[key];
-    parts.push(JSON.stringify(own, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
-    if (error.cause !== undefined) parts.push(serialiseError(error.cause));
-  }
-  parts.push(JSON.stringify(error) ?? '');
-  return parts.join('\n');
-}
-
-/** Every way a user prints an object: inspect (plain and deep with hidden fields), %o, JSON, String. */
-function serialiseObject(value: unknown): string {
-  return [
-    inspect(value),
-    inspect(value, { depth: Number.POSITIVE_INFINITY, showHidden: true }),
-    format('%o', value),
-    format('%j', value),
-    JSON.stringify(value) ?? '',
-    String(value),
-  ].join('\n');
-}
-
-async function thrown(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected the call to throw');
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -190,15 +155,11 @@ describe('TLS with a client certificate', () => {
       ];
       const haystacks: [string, string][] = [
         ...errors.map((e, i): [string, string] => [`error ${i}`, serialiseError(e)]),
-        ...objects.map(([what, value]): [string, string] => [what, serialiseObject(value)]),
+        ...objects.map(([what, value]): [string, string] => [what, printed(value)]),
       ];
-      for (const [where, text] of haystacks) {
-        for (const secret of secrets) {
-          assert.ok(!text.includes(secret), `${where} contains a secret (${secret.slice(0, 6)}...)`);
-          assert.ok(!text.includes(encodeURIComponent(secret)), `${where} contains an encoded secret`);
-        }
+      assertNoSecrets(haystacks, secrets);
+      for (const [where, text] of haystacks)
         assert.doesNotMatch(text, /PRIVATE KEY/, `${where} mentions the private key`);
-      }
       session.close();
       download.stream.destroy();
     } finally {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { format, inspect } from 'node:util';
 import {
   ConnectionError,
   OperationFailedError,
@@ -12,51 +11,8 @@ import {
   UnauthorizedError,
   ValidationError,
 } from '@vmplane/proxmox';
+import { assertNoSecrets, printed, serialiseError, thrown } from '../../common/test/support/printed.js';
 import { capturingLogger, passwordClient, sim, tokenClient, violations } from './sim.js';
-
-/** Everything an error exposes: message, stack, own and hidden properties, causes, JSON. */
-function serialise(error: unknown): string {
-  const parts = [inspect(error, { depth: Number.POSITIVE_INFINITY, showHidden: true })];
-  if (error instanceof Error) {
-    parts.push(String(error.stack), error.message);
-    const own: Record<string, unknown> = {};
-    for (const key of Object.getOwnPropertyNames(error)) own[key] = (error as unknown as Record<string, unknown>)[key];
-    parts.push(JSON.stringify(own, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
-    if (error.cause !== undefined) parts.push(serialise(error.cause));
-  }
-  parts.push(JSON.stringify(error) ?? '');
-  return parts.join('\n');
-}
-
-/** Every way a user could print an object: inspect (all of it, getters called), %o, JSON. */
-function printed(value: unknown): string {
-  const seen = new WeakSet<object>();
-  const json = JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return String(v);
-    if (v && typeof v === 'object') {
-      if (seen.has(v)) return '[seen]';
-      seen.add(v);
-    }
-    return v;
-  });
-  return [
-    inspect(value, { showHidden: true, depth: Number.POSITIVE_INFINITY, getters: true }),
-    inspect(value),
-    format('%o', value),
-    format('%j', value),
-    json ?? '',
-  ].join('\n');
-}
-
-/** Runs `call`, expects it to throw, and returns the thrown error. */
-async function thrown(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected the call to throw');
-}
 
 test('no password, ticket, CSRF token, token secret or VNC ticket in any error, log line or printed object', async () => {
   const password = 'pw-Secret-7f3a9c';
@@ -163,9 +119,9 @@ test('no password, ticket, CSRF token, token secret or VNC ticket in any error, 
   assert.equal(errors.length, 12);
 
   // The public objects themselves, idle and with requests in flight, and a console open.
-  const printedObjects: string[][] = [];
+  const printedObjects: [string, string][] = [];
   const print = (...items: Array<[string, unknown]>) => {
-    for (const [where, o] of items) printedObjects.push([where, printed(o)]);
+    for (const [where, o] of items) printedObjects.push([where, printed(o, { callGetters: true })]);
   };
   const collect = (when: string) => {
     const vm100 = pve.qemu('pve1', 100);
@@ -216,18 +172,15 @@ test('no password, ticket, CSRF token, token secret or VNC ticket in any error, 
     logger.lines.some((l) => l.startsWith('info ')),
     're-login was logged',
   );
-  const haystacks = [
-    ...errors.map((e, i) => [`error ${i}`, `${serialise(e)}\n${printed(e)}`]),
+  const haystacks: [string, string][] = [
+    ...errors.map((e, i): [string, string] => [
+      `error ${i}`,
+      `${serialiseError(e)}\n${printed(e, { callGetters: true })}`,
+    ]),
     ...printedObjects,
     ['logs', logger.lines.join('\n')],
   ];
-  for (const [where, text] of haystacks) {
-    for (const secret of secrets) {
-      assert.ok(!text?.includes(secret), `${where} contains a secret (${secret.slice(0, 6)}...):\n${text}`);
-      // Also URL-encoded, as cookies and query strings carry them.
-      assert.ok(!text?.includes(encodeURIComponent(secret)), `${where} contains an encoded secret`);
-    }
-  }
+  assertNoSecrets(haystacks, secrets, { showText: true });
 });
 
 test('the simulator recorded no schema violations from this client', () => {
