@@ -1,0 +1,5 @@
+export * from './engine/stage.js';
+export * from './errors.js';
+export * from './model/instance.js';
+export * from './providers/provider.js';
+export * from './store/contract.js';
