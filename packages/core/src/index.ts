@@ -1,3 +1,6 @@
+export * from './engine/bus.js';
+export * from './engine/messages.js';
+export * from './engine/runner.js';
 export * from './engine/stage.js';
 export * from './errors.js';
 export * from './model/instance.js';

@@ -70,7 +70,9 @@ export interface NewEvent {
 }
 
 export interface OperationStore {
+  /** `id` lets the caller claim an idempotency key for the operation before it exists. */
   create(op: {
+    id?: string;
     kind: string;
     request: Record<string, unknown>;
     instanceId?: string;
