@@ -1,15 +1,15 @@
 /**
- * The wording of journal messages, as go-pve-qemu's streams read: `[*] start <stage>`,
- * `[+] <stage> (0.02s)`, `[-] <stage>: <why>`, and a command's output as indented lines. Its
+ * The wording of journal messages, as go-pve-qemu's streams read: `[*] <what starts>`,
+ * `[+] <what was done> (0.02s)`, `[-] <stage>: <why>`, and a command's output as lines indented by two spaces. Its
  * clients and users grep for these prefixes, so they are kept exactly.
  */
 
-export function startMessage(stage: string): string {
-  return `[*] start ${stage}`;
+export function startMessage(text: string): string {
+  return `[*] ${text}`;
 }
 
-export function successMessage(stage: string, seconds: number, note?: string): string {
-  return `[+] ${stage}${note ? ` ${note}` : ''} (${seconds.toFixed(2)}s)`;
+export function successMessage(text: string, seconds: number): string {
+  return `[+] ${text} (${seconds.toFixed(2)}s)`;
 }
 
 export function errorMessage(stage: string, why: string): string {
@@ -18,7 +18,7 @@ export function errorMessage(stage: string, why: string): string {
 
 /** A line of streamed output, indented under its stage; CR and the line's own end removed. */
 export function outputLine(line: string): string {
-  return `    ${line.replace(/\r?\n$/, '').replace(/\r/g, '')}`;
+  return `  ${line.replace(/\r?\n$/, '').replace(/\r/g, '')}`;
 }
 
 /** Seconds, rounded as the messages show them, so the event's `elapsed` matches its text. */

@@ -11,6 +11,10 @@ import type { OperationEvent, StageContext, UndoHandle } from './stage.js';
 /** One named step of an operation. Returning `{ skipped: true }` reports success "skipped". */
 export interface StageDef {
   name: string;
+  /** What the opening event says after `[*] ` (default: `start <name>`). */
+  startText?: string;
+  /** What the success event says after `[+] ` when the outcome brings no message (default: the name). */
+  successText?: string;
   run(ctx: StageContext): Promise<StageOutcome | undefined>;
 }
 
@@ -44,6 +48,10 @@ export interface StartRequest {
   /** Runs after undo, whatever failed. */
   onFailure?: (operation: OperationRecord, error: unknown) => Promise<void>;
   idempotency?: { key: string; scope: string; bodyHash: string };
+  /** The operation's first event, before any stage (go-pve-qemu: an empty step, `[*] start VM installation`). */
+  opening?: { step: string; message: string };
+  /** Events after the last stage succeeded (go-pve-qemu's summary: total time, VMID, IP, user). */
+  closing?: (seconds: number) => Omit<NewEvent, 'status'>[];
 }
 
 export interface Started {
@@ -171,20 +179,30 @@ export class Engine {
     const running = await this.#store.operations.update(op.id, { status: 'running' });
     if (running) this.#bus.publish({ type: 'operation', operation: running });
     let current = '';
-    let stageStart = Date.now();
+    const opStart = Date.now();
+    let stageStart = opStart;
     try {
+      if (req.opening) await emit({ ...req.opening, status: 'processing' });
       for (const stage of req.stages) {
         current = stage.name;
         if (signal.aborted) throw signal.reason;
         stageStart = Date.now();
-        await emit({ step: stage.name, status: 'processing', message: startMessage(stage.name) });
+        await emit({
+          step: stage.name,
+          status: 'processing',
+          message: startMessage(stage.startText ?? `start ${stage.name}`),
+        });
         const outcome = await stage.run(this.#context(op, stage.name, signal, emit));
         const seconds = elapsedSeconds(stageStart, Date.now());
         const name = outcome?.renamedTo ?? stage.name;
-        const note = outcome?.skipped ? 'skipped' : outcome?.message;
-        await emit({ step: name, status: 'success', message: successMessage(name, seconds, note), elapsed: seconds });
+        const text = outcome?.skipped
+          ? `${name} skipped${outcome.message ? `: ${outcome.message}` : ''}`
+          : (outcome?.message ?? (outcome?.renamedTo ? name : (stage.successText ?? name)));
+        await emit({ step: name, status: 'success', message: successMessage(text, seconds), elapsed: seconds });
       }
       if (signal.aborted) throw signal.reason;
+      if (req.closing)
+        for (const e of req.closing(elapsedSeconds(opStart, Date.now()))) await emit({ ...e, status: 'success' });
       const result = req.onSuccess ? await req.onSuccess(op) : undefined;
       await this.#store.undo.clear(op.id);
       const change: Parameters<Store['operations']['update']>[1] = { status: 'succeeded', endedAt: now() };
@@ -252,7 +270,7 @@ export class Engine {
         continue;
       }
       const started = Date.now();
-      await emit({ step, status: 'processing', message: startMessage(step) });
+      await emit({ step, status: 'processing', message: startMessage(`start ${step}`) });
       try {
         await handler(intent.payload, { timeout: this.#undoTimeoutMs });
         await this.#store.undo.remove(intent.id);
