@@ -99,3 +99,10 @@ export class CancelledError extends CoreError {
   readonly code = 'cancelled';
   readonly status = 409;
 }
+
+/** A prefix or name matches more than one instance (hypeman's 409 `ambiguous`). */
+export class AmbiguousError extends CoreError {
+  override name = 'AmbiguousError';
+  readonly code = 'ambiguous';
+  readonly status = 409;
+}

@@ -15,6 +15,8 @@ export interface StageDef {
   startText?: string;
   /** What the success event says after `[+] ` when the outcome brings no message (default: the name). */
   successText?: string;
+  /** go-pve-qemu ends start and reboot with an `info` event instead of `success`. */
+  successStatus?: 'success' | 'info';
   run(ctx: StageContext): Promise<StageOutcome | undefined>;
 }
 
@@ -198,7 +200,9 @@ export class Engine {
         const text = outcome?.skipped
           ? `${name} skipped${outcome.message ? `: ${outcome.message}` : ''}`
           : (outcome?.message ?? (outcome?.renamedTo ? name : (stage.successText ?? name)));
-        await emit({ step: name, status: 'success', message: successMessage(text, seconds), elapsed: seconds });
+        const status = stage.successStatus ?? 'success';
+        const message = status === 'info' ? `[+] ${text}` : successMessage(text, seconds);
+        await emit({ step: name, status, message, elapsed: seconds });
       }
       if (signal.aborted) throw signal.reason;
       if (req.closing)
