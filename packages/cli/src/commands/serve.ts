@@ -1,0 +1,140 @@
+/**
+ * `vmplane serve`: runs @vmplane/server in this process until SIGTERM or Ctrl-C.
+ *
+ * Before it listens, it makes sure the local user holds an admin token: the one in
+ * `<dataDir>/client.json` when it is still valid, otherwise a new one. Once it listens it writes the
+ * client config (URL and token, mode 0600) to `<dataDir>/client.json` and to the user's
+ * `~/.config/vmplane/config.json`, so that `vmplane list` and the rest need no flags.
+ */
+import type { AddressInfo } from 'node:net';
+import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import { openStore } from '@vmplane/core';
+import { dataDirConfigPath, readClientConfig, userConfigPath, writeClientConfig } from '../config.js';
+import { CliError, UsageError } from '../errors.js';
+
+export interface ServeFlags {
+  port?: string;
+  dataDir?: string;
+  config?: string;
+  host?: string;
+  /** `--no-client-config`: leave ~/.config alone (the data directory's copy is still written). */
+  clientConfig?: boolean;
+}
+
+/** What startServer hands back, as far as the CLI relies on it. */
+interface StartedServer {
+  url?: string;
+  close(): Promise<unknown>;
+  server?: { address(): AddressInfo | string | null };
+  addresses?(): AddressInfo[];
+}
+
+export interface ServeIo {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  signals: Pick<NodeJS.Process, 'once' | 'off'>;
+  env: NodeJS.ProcessEnv;
+}
+
+export function parsePort(value: string | undefined): number {
+  if (value === undefined) throw new UsageError('--port is required (0 picks a free one)');
+  const port = Number(value);
+  if (!/^[0-9]+$/.test(value) || port > 65535)
+    throw new UsageError(`--port must be 0 to 65535, not ${JSON.stringify(value)}`);
+  return port;
+}
+
+/** The admin token the local user's CLI uses: the recorded one if the store still accepts it. */
+async function localAdminToken(dataDir: string): Promise<string> {
+  const existing = await readClientConfig(dataDirConfigPath(dataDir)).catch(() => undefined);
+  const store = await openStore({ dataDir });
+  try {
+    if (existing?.token) {
+      const record = await store.tokens.verify(existing.token);
+      if (record && record.scope === 'admin' && !record.revokedAt) return existing.token;
+    }
+    let user = 'user';
+    try {
+      user = userInfo().username;
+    } catch {
+      // No passwd entry (containers): the generic name is fine.
+    }
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+    const { token } = await store.tokens.create({ scope: 'admin', name: `cli ${user}@${hostname()} ${stamp}` });
+    return token;
+  } finally {
+    await store.close();
+  }
+}
+
+function urlOf(started: StartedServer, host: string, port: number): string {
+  if (typeof started.url === 'string' && started.url !== '') return started.url.replace(/\/+$/, '');
+  const address = started.addresses?.()[0] ?? started.server?.address();
+  const actualPort = address && typeof address === 'object' ? address.port : port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return `http://${shown}:${actualPort}`;
+}
+
+/** Starts the server; resolves with the exit code once a signal has stopped it. */
+export async function serve(flags: ServeFlags, io: ServeIo): Promise<number> {
+  const port = parsePort(flags.port);
+  if (!flags.dataDir) throw new UsageError('--data-dir is required: where the server keeps its state');
+  const dataDir = resolve(flags.dataDir);
+  const host = flags.host ?? '127.0.0.1';
+  const token = await localAdminToken(dataDir);
+
+  // Loaded here, not at the top: the other commands should not pay for Fastify and the providers.
+  const { startServer } = await import('@vmplane/server');
+  const opts: { dataDir: string; port: number; host: string; configPath?: string } = { dataDir, port, host };
+  if (flags.config !== undefined) opts.configPath = resolve(flags.config);
+  let started: StartedServer;
+  try {
+    started = (await startServer(opts)) as unknown as StartedServer;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new CliError(`port ${port} on ${host} is in use`, { hint: 'pick another --port' });
+    if (code === 'EACCES') throw new CliError(`not allowed to listen on ${host}:${port}`);
+    throw error;
+  }
+  const url = urlOf(started, host, port);
+
+  const config = { url, token, dataDir };
+  await writeClientConfig(dataDirConfigPath(dataDir), config);
+  const written = [dataDirConfigPath(dataDir)];
+  if (flags.clientConfig !== false) {
+    try {
+      await writeClientConfig(userConfigPath(io.env), config);
+      written.push(userConfigPath(io.env));
+    } catch (error) {
+      io.stderr.write(`warning: could not write ${userConfigPath(io.env)}: ${(error as Error).message}\n`);
+    }
+  }
+
+  io.stdout.write(`vmplane listening on ${url}\n`);
+  io.stderr.write(`client config (URL and an admin token, mode 0600): ${written.join(', ')}\n`);
+  io.stderr.write(`try: npx vmplane list   or   curl -H "Authorization: Bearer $TOKEN" ${url}/instances\n`);
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      io.signals.off('SIGTERM', stop);
+      io.signals.off('SIGINT', stop);
+      io.stderr.write(`${signal}: stopping (running operations are undone)...\n`);
+      started.close().then(
+        () => {
+          io.stderr.write('stopped\n');
+          resolveExit(0);
+        },
+        (error: unknown) => {
+          io.stderr.write(`error while stopping: ${error instanceof Error ? error.message : error}\n`);
+          resolveExit(1);
+        },
+      );
+    };
+    io.signals.once('SIGTERM', stop);
+    io.signals.once('SIGINT', stop);
+  });
+}

@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after } from 'node:test';
+
+/**
+ * A small qcow2 file: a version-3 header (magic `QFI\xfb`, 64 KiB clusters, `virtualGiB` of
+ * virtual size) padded with deterministic bytes to `bytes`. Enough for anything that checks the
+ * magic; nothing boots from it.
+ */
+export function tinyQcow2(bytes = 256 * 1024, virtualGiB = 2, seed = 1): Buffer {
+  const buf = Buffer.alloc(bytes);
+  let x = seed;
+  for (let i = 0; i < bytes; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    buf[i] = x & 0xff;
+  }
+  buf.fill(0, 0, 112);
+  Buffer.from([0x51, 0x46, 0x49, 0xfb]).copy(buf, 0);
+  buf.writeUInt32BE(3, 4); // version
+  buf.writeUInt32BE(16, 20); // cluster_bits
+  buf.writeBigUInt64BE(BigInt(virtualGiB) * 1024n ** 3n, 24); // size
+  buf.writeUInt32BE(104, 100); // header_length
+  return buf;
+}
+
+export function sha(algorithm: 'sha256' | 'sha512', data: Buffer | string): string {
+  return createHash(algorithm).update(data).digest('hex');
+}
+
+export interface ImageServer {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** Requests so far, as `METHOD /path`. */
+  requests: string[];
+  /** Adds or replaces a file. */
+  set(path: string, body: Buffer | string): void;
+  /** A path that accepts the request and then never answers (a stalled mirror). */
+  stall(path: string): void;
+  close(): Promise<void>;
+}
+
+/** A loopback HTTP server for image files and checksum files; closed after the test file. */
+export async function startImageServer(files: Record<string, Buffer | string> = {}): Promise<ImageServer> {
+  const table = new Map<string, Buffer>(Object.entries(files).map(([p, b]) => [p, Buffer.from(b)]));
+  const stalled = new Set<string>();
+  const requests: string[] = [];
+  const open = new Set<ServerResponse>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    requests.push(`${req.method} ${path}`);
+    if (stalled.has(path)) {
+      open.add(res);
+      res.on('close', () => open.delete(res));
+      return;
+    }
+    const body = table.get(path);
+    if (!body) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const res of open) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  after(close);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    set: (p, b) => table.set(p, Buffer.from(b)),
+    stall: (p) => stalled.add(p),
+    close,
+  };
+}
+
+// --- an SSH server for the ssh/ tests --------------------------------------------------------
+
+export interface TestSshAccount {
+  /** OpenSSH public key lines. */
+  keys?: string[];
+  password?: string;
+}
+
+export interface TestExec {
+  user: string;
+  command: string;
+  stdin: string;
+}
+
+export interface TestSshServer {
+  host: string;
+  port: number;
+  hostKey: string;
+  /** Every command run, with the user and its whole stdin. */
+  execs: TestExec[];
+  /** Connections accepted so far. */
+  connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An ssh2 server on 127.0.0.1: key and password logins for `accounts`, `exec` answered by
+ * `answer` (default: `true` exits 0, anything else 127). `silent` accepts TCP connections and never
+ * sends a banner, as a booting guest's half-started sshd or a tarpit does.
+ */
+export async function startSshServer(
+  opts: {
+    accounts?: Record<string, TestSshAccount>;
+    answer?: (
+      e: TestExec,
+    ) =>
+      | { stdout?: string; stderr?: string; code?: number }
+      | Promise<{ stdout?: string; stderr?: string; code?: number }>;
+    silent?: boolean;
+  } = {},
+): Promise<TestSshServer> {
+  const { Server, utils } = (await import('ssh2')).default;
+  const { createServer: createTcp } = await import('node:net');
+  // ssh2's generator makes a broken key about once in 128: use vmplane's.
+  const { generateEd25519 } = await import('../../src/ssh/keys.js');
+  const made = generateEd25519('test-host');
+  const host = { private: made.privateKey, public: made.publicKey };
+  const execs: TestExec[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+  const ssh = new Server({ hostKeys: [host.private] }, (client) => {
+    let user = '';
+    client.on('error', () => {});
+    client.on('authentication', (ctx) => {
+      const account = opts.accounts?.[ctx.username];
+      if (ctx.method === 'password' && account?.password !== undefined && ctx.password === account.password) {
+        user = ctx.username;
+        ctx.accept();
+        return;
+      }
+      if (ctx.method === 'publickey' && account?.keys) {
+        const ok = account.keys.some((line) => {
+          const k = utils.parseKey(line);
+          return (
+            !(k instanceof Error) &&
+            k.getPublicSSH().equals(ctx.key.data) &&
+            (ctx.signature === undefined || k.verify(ctx.blob ?? Buffer.alloc(0), ctx.signature, ctx.hashAlgo))
+          );
+        });
+        if (ok) {
+          user = ctx.username;
+          ctx.accept();
+          return;
+        }
+      }
+      ctx.reject(['publickey', 'password']);
+    });
+    client.on('ready', () => {
+      client.on('session', (acceptSession) => {
+        const session = acceptSession();
+        session.on('exec', (accept, _reject, info) => {
+          const stream = accept();
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', async () => {
+            const e = { user, command: info.command, stdin: Buffer.concat(chunks).toString('utf8') };
+            execs.push(e);
+            const r = opts.answer
+              ? await opts.answer(e)
+              : e.command === 'true'
+                ? { code: 0 }
+                : { code: 127, stderr: `sh: 1: ${e.command.split(' ')[0]}: not found\n` };
+            if (r.stdout) stream.write(r.stdout);
+            if (r.stderr) stream.stderr.write(r.stderr);
+            stream.exit(r.code ?? 0);
+            stream.end();
+          });
+        });
+      });
+    });
+  });
+  let connections = 0;
+  const tcp = createTcp((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    if (!opts.silent) ssh.injectSocket(socket);
+  });
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+  const port = (tcp.address() as AddressInfo).port;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  };
+  after(close);
+  const parsed = utils.parseKey(host.public);
+  if (parsed instanceof Error) throw parsed;
+  return {
+    host: '127.0.0.1',
+    port,
+    hostKey: `SHA256:${createHash('sha256').update(parsed.getPublicSSH()).digest('base64').replace(/=+$/, '')}`,
+    execs,
+    get connections() {
+      return connections;
+    },
+    close,
+  };
+}
