@@ -115,12 +115,22 @@ export function parseErrorBody(status: number, text: string): { message: string;
   return { message: trimmed === '' ? `the server answered ${status}` : trimmed, code: undefined };
 }
 
+/** An error of @vmplane/core's tree, known by shape so that this module need not load core. */
+function isCoreError(error: unknown): error is Error & { code: string; status: number } {
+  if (!(error instanceof Error)) return false;
+  const { code, status } = error as { code?: unknown; status?: unknown };
+  return typeof code === 'string' && /^[a-z_]+$/.test(code) && typeof status === 'number';
+}
+
 /** Writes the error for people (`error: <message> (<code>)` and a hint) and gives the exit code. */
 export function renderError(error: unknown, write: (line: string) => void): number {
   if (error instanceof ApiError) {
     write(`error: ${error.message}${error.code ? ` (${error.code})` : ''}\n`);
   } else if (error instanceof CliError) {
     write(`error: ${error.message}\n`);
+  } else if (isCoreError(error)) {
+    // The store refused (token commands): core's errors carry hypeman's code and a status.
+    return renderError(new ApiError(error.status, error.message, error.code), write);
   } else if (isConnectionFailure(error)) {
     return renderError(new UnreachableError('the configured URL', error), write);
   } else {

@@ -11,7 +11,7 @@ import { Client } from '../src/client.js';
 import { followInstall } from '../src/commands/install.js';
 import { createStageRenderer } from '../src/render/stages.js';
 import { runCli } from './support/io.js';
-import { FAILED_INSTALL, type Recorded, Sink, SUCCESSFUL_INSTALL, sse } from './support/recorded.js';
+import { FAILED_INSTALL, nativeSse, type Recorded, Sink, SUCCESSFUL_INSTALL, sse } from './support/recorded.js';
 
 interface Seen {
   method: string;
@@ -44,7 +44,7 @@ after(() => {
   return new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'x-vmplane-operation': 'op_123' };
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'x-operation-id': 'op_123' };
 const noDelay = () => Promise.resolve();
 
 describe('vmplane install', () => {
@@ -138,7 +138,7 @@ describe('vmplane install', () => {
         setTimeout(() => res.destroy(), 20);
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/event-stream' }).end(sse(rest, { firstId: 5 }));
+      res.writeHead(200, { 'content-type': 'text/event-stream' }).end(nativeSse('op_123', rest, 5));
     };
     const out = new Sink();
     const notes = new Sink();

@@ -4,8 +4,8 @@
  * - An `Idempotency-Key` goes with the request, so a retried or resumed request is the same
  *   operation, never a second install.
  * - A dropped stream is resumed with `Last-Event-ID`: from /v1/operations/{id}/events when the
- *   server said which operation it is (the `x-vmplane-operation` header, or `operation_id` in the
- *   events), otherwise by posting the same body with the same key again.
+ *   server said which operation it is (the `x-operation-id` or `x-vmplane-operation` header, or
+ *   `operation_id` in the events), otherwise by posting the same body with the same key again.
  * - Ctrl-C asks the server to cancel (POST /v1/operations/{id}/cancel) and keeps reading, so the
  *   user sees the undo events; the command then exits 130. A second Ctrl-C stops waiting.
  */
@@ -173,7 +173,8 @@ export async function followInstall(opts: FollowOptions): Promise<InstallResult>
 
   try {
     const events = resumableEvents({
-      isEnd: (e) => e.event === 'close',
+      // go-pve-qemu's stream ends with `event: close`; the native one with `end` (or `error`).
+      isEnd: (e) => e.event === 'close' || e.event === 'end' || e.event === 'error',
       onReconnect: (attempt) => renderer.note(`the stream dropped; reconnecting (attempt ${attempt})...`),
       ...(opts.delay ? { delay: opts.delay } : {}),
       open: async (lastEventId) => {
@@ -188,14 +189,15 @@ export async function followInstall(opts: FollowOptions): Promise<InstallResult>
                 headers,
                 signal: stop.signal,
               });
-        learn(response.headers.get('x-vmplane-operation'));
+        learn(response.headers.get('x-vmplane-operation') ?? response.headers.get('x-operation-id'));
         return response;
       },
     });
     for await (const sse of events) {
-      if (sse.event === 'close') break;
-      // Heartbeats and other named events of the native stream are not stages.
-      if (sse.event !== undefined && sse.event !== 'message') continue;
+      if (sse.event === 'close' || sse.event === 'end') break;
+      // The native stream names its stage events `stage` and a failure `error`; other names are
+      // not stages.
+      if (sse.event !== undefined && !['message', 'stage', 'error'].includes(sse.event)) continue;
       const event = parseStageEvent(sse);
       if (!event) continue;
       learn(event.operationId);

@@ -57,6 +57,17 @@ export function sse(events: readonly Recorded[], opts: { firstId?: number; close
   return out;
 }
 
+/** The same events as /v1/operations/{id}/events sends them: named `stage`, ending with `end`. */
+export function nativeSse(operationId: string, events: readonly Recorded[], firstId: number): string {
+  let seq = firstId;
+  let out = ': heartbeat\n\n';
+  for (const e of events) {
+    const data = { seq, operation_id: operationId, ...e, at: '2026-01-01T00:00:00.000Z' };
+    out += `id: ${seq++}\nevent: stage\ndata: ${JSON.stringify(data)}\n\n`;
+  }
+  return `${out}event: end\ndata: ${JSON.stringify({ id: operationId, status: 'succeeded' })}\n\n`;
+}
+
 /** A terminal stand-in: records what is written, says it is a TTY of the given width. */
 export class FakeTty {
   readonly isTTY = true;
