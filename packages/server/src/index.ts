@@ -6,4 +6,4 @@ export { formatBytes, parseGoDuration, parseSize } from './routes/hypeman/common
 export { buildServer, type RouteDeps } from './server.js';
 export { goPveQemuEvent, SseStream } from './sse.js';
 export { type StartedServer, type StartOptions, startServer } from './start.js';
-export type { BuildOptions, GoPveQemuSettings, RouteAccess, ServerConfig } from './types.js';
+export type { BuildOptions, GoPveQemuSettings, RouteAccess, RouteEntry, ServerConfig } from './types.js';

@@ -14,7 +14,7 @@ import { hypemanWebSocketRoutes } from './routes/hypeman/ws.js';
 import { nativeEventRoutes } from './routes/native/events.js';
 import { nativeOperationRoutes } from './routes/native/operations.js';
 import { nativeSystemRoutes } from './routes/native/system.js';
-import type { BuildOptions, ServerConfig } from './types.js';
+import type { BuildOptions, RouteEntry, ServerConfig } from './types.js';
 
 /** Context every route module gets. */
 export interface RouteDeps {
@@ -39,6 +39,16 @@ export async function buildServer(opts: BuildOptions): Promise<FastifyInstance> 
     trustProxy: false,
     disableRequestLogging: false,
     return503OnClosing: true,
+  });
+
+  // Every route, as registered: tests walk it so that no route escapes the auth checks.
+  const routeTable: RouteEntry[] = [];
+  app.decorate('vmplaneRoutes', routeTable);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods)
+      if (method !== 'HEAD')
+        routeTable.push({ method, url: route.url, access: route.config?.access, websocket: route.websocket === true });
   });
 
   // Bodies are validated strictly (no coercion, unknown fields refused, nothing removed);

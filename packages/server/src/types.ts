@@ -57,7 +57,19 @@ export interface RouteAccess {
   flavour: 'gopveqemu' | 'hypeman';
 }
 
+/** One registered route. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  access: RouteAccess | undefined;
+  websocket: boolean;
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route this server registered, with its access rule. */
+    vmplaneRoutes: readonly RouteEntry[];
+  }
   interface FastifyContextConfig {
     access?: RouteAccess;
   }

@@ -31,12 +31,19 @@ export interface InstanceStore {
   /** By the backend's reference (provider name plus ref), for events and reconcile. */
   findByRef(provider: string, refKey: string): Promise<Instance | undefined>;
   list(filter?: InstanceFilter): Promise<Instance[]>;
-  /** Applies a partial change; returns the instance after it, or undefined when it is gone. */
-  update(id: string, change: Partial<Omit<Instance, 'id'>>): Promise<Instance | undefined>;
+  /**
+   * Applies a partial change; returns the instance after it, or undefined when it is gone. A key
+   * given as `undefined` clears that optional field (`state_error` after a recovery); required
+   * fields given as `undefined` are left as they are.
+   */
+  update(id: string, change: InstanceChange): Promise<Instance | undefined>;
   delete(id: string): Promise<boolean>;
 }
 
-/** `refKey` of a ref: one string per guest, stable, for lookups (`lxd:project/name`, `proxmox:vmid`). */
+/** A partial instance for `update`; `undefined` clears an optional field. */
+export type InstanceChange = { [K in keyof Omit<Instance, 'id'>]?: Instance[K] | undefined };
+
+/** `refKey` of a ref: one string per guest, stable, for lookups (`lxd/<project>/<name>`, `proxmox/<vmid>`). */
 export type RefKey = string;
 
 export type OperationStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
@@ -69,6 +76,11 @@ export interface NewEvent {
   ip?: string;
 }
 
+/** A partial operation for `update`. */
+export type OperationChange = {
+  [K in 'status' | 'instanceId' | 'provider' | 'error' | 'result' | 'endedAt']?: OperationRecord[K] | undefined;
+};
+
 export interface OperationStore {
   /** `id` lets the caller claim an idempotency key for the operation before it exists. */
   create(op: {
@@ -82,10 +94,8 @@ export interface OperationStore {
   list(filter?: { status?: OperationStatus; instanceId?: string; limit?: number }): Promise<OperationRecord[]>;
   /** Operations a previous process left `pending` or `running`: what recovery undoes or resumes. */
   unfinished(): Promise<OperationRecord[]>;
-  update(
-    id: string,
-    change: Partial<Pick<OperationRecord, 'status' | 'instanceId' | 'provider' | 'error' | 'result' | 'endedAt'>>,
-  ): Promise<OperationRecord | undefined>;
+  /** A key given as `undefined` clears that optional field; `status: undefined` leaves the status. */
+  update(id: string, change: OperationChange): Promise<OperationRecord | undefined>;
   requestCancel(id: string): Promise<OperationRecord | undefined>;
   /** Appends to the journal, numbering the event (1, 2, ...) in the same transaction. */
   appendEvent(operationId: string, event: NewEvent): Promise<OperationEvent>;
@@ -95,13 +105,20 @@ export interface OperationStore {
 
 /**
  * An allocation holds a value (a VMID, an IPv4 address) for an owner (an operation, then the
- * instance). `pool` names the space (`vmid`, `gopveqemu-ip`, `cidr:10.0.0.0/24`).
+ * instance). `pool` names the space (`vmid`, `ipv4:10.0.0.0/24`): a value is held by at most one
+ * owner per pool, across processes (a unique index, not a check).
  */
 export interface Allocation {
   pool: string;
   value: string;
   owner: string;
   createdAt: string;
+}
+
+/** One value of one pool. */
+export interface AllocationKey {
+  pool: string;
+  value: string;
 }
 
 export interface AllocationStore {
@@ -115,12 +132,27 @@ export interface AllocationStore {
     candidates: Iterable<string>;
     taken?: ReadonlySet<string>;
   }): Promise<Allocation | undefined>;
-  /** Allocates exactly this value (go-pve-qemu's explicit `id`); false when it is held. */
+  /**
+   * Allocates exactly this value (go-pve-qemu's explicit `id`); false when it is in `taken` or
+   * held by another owner. True, changing nothing, when `owner` holds it already.
+   */
   claim(req: { pool: string; owner: string; value: string; taken?: ReadonlySet<string> }): Promise<boolean>;
+  /**
+   * Values that only make sense together (a VMID and the address derived from it), in one
+   * transaction: the first group none of whose values is held is allocated to `owner`, all of it.
+   * Undefined when no group is free. The caller leaves out groups the backend holds.
+   */
+  allocateGroup(req: {
+    owner: string;
+    candidates: Iterable<readonly AllocationKey[]>;
+  }): Promise<Allocation[] | undefined>;
+  /** Claims every value of `values` for `owner`, or none: false when another owner holds any of them. */
+  claimGroup(req: { owner: string; values: readonly AllocationKey[] }): Promise<boolean>;
   /** Moves every allocation of `from` to `to` (an operation's to its instance). */
   transfer(from: string, to: string): Promise<number>;
   release(pool: string, value: string, owner: string): Promise<boolean>;
-  releaseOwner(owner: string): Promise<number>;
+  /** Releases what `owner` holds, in `pools` only when given. */
+  releaseOwner(owner: string, pools?: readonly string[]): Promise<number>;
   list(filter?: { pool?: string; owner?: string }): Promise<Allocation[]>;
 }
 

@@ -52,6 +52,20 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
+/**
+ * Closes after the client has had time to act on the last message: the SDK's cpFromInstance
+ * settles only once its file is flushed, and a close that arrives first fails its copy. The
+ * client closes itself once done; the timer only covers one that does not.
+ */
+function closeSoon(socket: WebSocket, ms = 5_000): void {
+  if (socket.readyState !== socket.OPEN) return;
+  const timer = setTimeout(() => {
+    if (socket.readyState === socket.OPEN) socket.close(1000);
+  }, ms);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 function sendText(socket: WebSocket, value: unknown): void {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(value));
 }
@@ -236,7 +250,7 @@ async function copyTo(
   } catch (error) {
     sendText(socket, { type: 'result', success: false, error: (error as Error).message });
   }
-  if (socket.readyState === socket.OPEN) socket.close(1000);
+  closeSoon(socket);
 }
 
 async function copyFrom(plane: ControlPlaneApi, id: string, socket: WebSocket, path: string): Promise<void> {
@@ -282,5 +296,5 @@ async function copyFrom(plane: ControlPlaneApi, id: string, socket: WebSocket, p
   } catch (error) {
     sendText(socket, { type: 'error', message: (error as Error).message, path });
   }
-  if (socket.readyState === socket.OPEN) socket.close(1000);
+  closeSoon(socket);
 }
