@@ -1,5 +1,7 @@
 import type { Auth, AuthInfo } from './auth.js';
 import type { SimClock } from './clock.js';
+import type { Faults } from './faults.js';
+import type { DownloadSettings } from './handlers/download.js';
 import type { PveOperation, Route } from './schema.js';
 import { fail, type SimState } from './state.js';
 
@@ -24,6 +26,9 @@ export interface SimEnv {
   agent: AgentScript | undefined;
   certFingerprint: string | undefined;
   certPem: string | undefined;
+  downloads: DownloadSettings;
+  /** Guest faults (a silent agent, failing commands) for the agent's answers. */
+  faults: Faults;
 }
 
 /** One request, as a handler sees it: validated, coerced parameters and the caller. */

@@ -12,7 +12,7 @@ export interface FailOptions {
 
 interface Rule {
   test: (method: string, path: string, template: string) => boolean;
-  action: 'fail' | 'drop';
+  action: 'fail' | 'drop' | 'failTask';
   status: number;
   message: string;
   remaining: number;
@@ -23,11 +23,38 @@ export interface FaultHooks {
   expireTickets(): void;
   setNodeOnline(node: string, online: boolean): void;
   failTask(type: string, message: string, times: number): void;
+  guestFaultsChanged(vmid: number): void;
+}
+
+/** A command run in a guest (over SSH or the agent's exec) that fails or hangs. */
+export interface GuestCommandFault {
+  /** A substring of the command line, or a RegExp tested against it. */
+  match: string | RegExp;
+  /** Its exit status (default 1). */
+  exitcode?: number;
+  stdout?: string;
+  stderr?: string;
+  /** The command never ends: no output, no exit status, until the connection or the VM goes. */
+  hang?: boolean;
+  /** How many matching commands it applies to (default: all). */
+  times?: number;
+}
+
+/** What can go wrong inside one guest, set with `sim.faults.guest(vmid, faults)`. */
+export interface GuestFaults {
+  /**
+   * `silent`: the SSH server accepts TCP connections and never sends its banner. `off`: the guest
+   * serves no SSH at all (connections are refused). Applies at once and across reboots.
+   */
+  ssh?: 'silent' | 'off';
+  /** `silent`: the guest agent never answers; every agent call fails 'QEMU guest agent is not running'. */
+  agent?: 'silent';
+  commands?: GuestCommandFault[];
 }
 
 /** A fault the simulator applied to a request, as `sim.faults.injected` lists them. */
 export interface InjectedFault {
-  kind: 'latency' | 'fail' | 'drop';
+  kind: 'latency' | 'fail' | 'drop' | 'failTask';
   method: string;
   /** The concrete path after `/api2/json`. */
   path: string;
@@ -37,7 +64,11 @@ export interface InjectedFault {
   status?: number;
 }
 
-export type FaultDecision = { kind: 'drop' } | { kind: 'fail'; status: number; message: string } | undefined;
+export type FaultDecision =
+  | { kind: 'drop' }
+  | { kind: 'fail'; status: number; message: string }
+  | { kind: 'failTask'; message: string }
+  | undefined;
 
 function compilePattern(pattern: FaultPattern): (path: string, template: string) => boolean {
   if (pattern instanceof RegExp) return (p) => pattern.test(p);
@@ -74,6 +105,7 @@ export class Faults {
   readonly injected: InjectedFault[] = [];
   private rules: Rule[] = [];
   private random: () => number;
+  private readonly guests = new Map<number, { faults: GuestFaults; used: Map<GuestCommandFault, number> }>();
 
   constructor(
     private readonly hooks: FaultHooks,
@@ -141,6 +173,55 @@ export class Faults {
     );
   }
 
+  /**
+   * The next `times` matching requests (default 1) are answered as usual, but the task each one
+   * starts ends with `message` as its exitstatus (a create whose worker fails, a download that
+   * breaks off): `failTask('/nodes/{node}/qemu', { message: '...', method: 'POST' })`.
+   */
+  failTask(pattern: FaultPattern, options: { message?: string; times?: number; method?: string } = {}): void {
+    this.add(
+      pattern,
+      {
+        action: 'failTask',
+        status: 200,
+        message: options.message ?? 'some error',
+        remaining: options.times ?? 1,
+        probability: 1,
+      },
+      options.method,
+    );
+  }
+
+  /**
+   * Sets what goes wrong inside a guest (replacing what was set before; `undefined` clears it):
+   * its SSH server silent or off, its agent silent, commands that fail or hang. Guest faults stay
+   * until changed, like node states; `clear()` leaves them.
+   */
+  guest(vmid: number, faults: GuestFaults | undefined): void {
+    if (faults === undefined) this.guests.delete(vmid);
+    else this.guests.set(vmid, { faults: { ...faults, commands: [...(faults.commands ?? [])] }, used: new Map() });
+    this.hooks.guestFaultsChanged(vmid);
+  }
+
+  /** @internal The faults set for a guest. */
+  guestFaults(vmid: number): GuestFaults | undefined {
+    return this.guests.get(vmid)?.faults;
+  }
+
+  /** @internal The command fault that applies to a command line, counting it. */
+  commandFault(vmid: number, command: string): GuestCommandFault | undefined {
+    const entry = this.guests.get(vmid);
+    for (const f of entry?.faults.commands ?? []) {
+      const hit = typeof f.match === 'string' ? command.includes(f.match) : f.match.test(command);
+      if (!hit || !entry) continue;
+      const used = entry.used.get(f) ?? 0;
+      if (f.times !== undefined && used >= f.times) continue;
+      entry.used.set(f, used + 1);
+      return f;
+    }
+    return undefined;
+  }
+
   /** Invalidates every ticket and CSRF token issued so far. */
   expireTickets(): void {
     this.hooks.expireTickets();
@@ -183,6 +264,10 @@ export class Faults {
       if (rule.action === 'drop') {
         this.noteInjected({ kind: 'drop', method, path });
         return { kind: 'drop' };
+      }
+      if (rule.action === 'failTask') {
+        this.noteInjected({ kind: 'failTask', method, path });
+        return { kind: 'failTask', message: rule.message };
       }
       this.noteInjected({ kind: 'fail', method, path, status: rule.status });
       return { kind: 'fail', status: rule.status, message: rule.message };

@@ -12,8 +12,17 @@ export type { AuthInfo, SimToken, SimUser } from './auth.js';
 export { TICKET_LIFETIME_S } from './auth.js';
 export { type Clock, SimClock } from './clock.js';
 export type { AgentScript } from './context.js';
-export { type FailOptions, type FaultPattern, Faults, type InjectedFault } from './faults.js';
+export {
+  type FailOptions,
+  type FaultPattern,
+  Faults,
+  type GuestCommandFault,
+  type GuestFaults,
+  type InjectedFault,
+} from './faults.js';
 export { FormatRegistry } from './formats/index.js';
+export type { GuestExecScript, GuestSshAddress } from './guest-runtime.js';
+export type { RemoteDownloads } from './handlers/download.js';
 export { compilePerlPattern, translatePerlPattern, UnsupportedPatternError } from './perl-regex.js';
 export { formatPropertyString, parsePropertyString, splitPropertyString } from './property-string.js';
 export { generateFromSchema } from './returns.js';
@@ -37,6 +46,16 @@ export {
   startSimulator,
   type Violation,
 } from './server.js';
-export type { Guest, GuestType, SimNode, SimState, StorageDef, Task, Volume } from './state.js';
+export type {
+  ChecksumAlgorithm,
+  Guest,
+  GuestPowerEvent,
+  GuestType,
+  SimNode,
+  SimState,
+  StorageDef,
+  Task,
+  Volume,
+} from './state.js';
 export { PveError } from './state.js';
 export { type ValidationOutcome, Validator, validateParams } from './validate.js';

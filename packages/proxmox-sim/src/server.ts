@@ -7,6 +7,10 @@ import { type Clock, SimClock } from './clock.js';
 import { attachConsoles } from './console.js';
 import type { AgentScript, SimEnv } from './context.js';
 import { Faults } from './faults.js';
+import { type GuestExecScript, GuestRuntime, type GuestSshAddress } from './guest-runtime.js';
+import { makeHostKey } from './guest-ssh.js';
+import type { RemoteDownloads } from './handlers/download.js';
+import { rebootGuest, stopGuest } from './handlers/guest-model.js';
 import { handlers } from './handlers/index.js';
 import { authenticateRequest, RequestPipeline } from './http/pipeline.js';
 import { RequestLog, type Violation } from './http/request-log.js';
@@ -48,6 +52,24 @@ export interface SimulatorOptions {
   seed?: number;
   /** Scripted answers of the QEMU guest agent's exec. */
   agent?: AgentScript;
+  /**
+   * How long a VM with a cloud-init drive takes to boot after a start or reboot, in ms of the
+   * simulator's clock (advancing `sim.clock` boots it at once). Until then its agent does not
+   * answer and it serves no SSH. Default 200.
+   */
+  bootDelayMs?: number;
+  /** The port booted guests serve SSH on, at their `ipconfig0` address; 0 picks one per boot. Default 2222. */
+  guestSshPort?: number;
+  /** Scripted answers to commands run in guests over SSH (before the built-in shell). */
+  guestExec?: GuestExecScript;
+  /**
+   * What `download-url` does with a URL that is not on loopback (127.0.0.0/8, ::1, localhost):
+   * `placeholder` (default) fetches nothing and adds a 512 MiB file with no contents, `fail` ends
+   * the task as wget does without a network, `fetch` fetches it. Loopback URLs are always fetched.
+   */
+  remoteDownloads?: RemoteDownloads;
+  /** The largest file `download-url` fetches, in bytes. Default 1 GiB. */
+  maxDownloadBytes?: number;
 }
 
 export interface SimulatorCredentials {
@@ -90,6 +112,19 @@ export interface Simulator {
    * an agent call on a running VM without one fails with 500 'QEMU guest agent is not running'.
    */
   setAgentRunning(vmid: number, running: boolean): void;
+  /**
+   * Where a booted guest serves SSH (`ipconfig0`'s address, `guestSshPort`), or undefined while it
+   * does not: stopped, booting, SSH off, or an address outside 127.0.0.0/8.
+   */
+  guestSsh(vmid: number): GuestSshAddress | undefined;
+  /**
+   * Resolves with the address once the guest serves SSH (the VM must be running, or starting);
+   * rejects when the VM stops or is destroyed first, or after `timeout` ms (default 10 000).
+   */
+  waitForGuestSsh(vmid: number, options?: { timeout?: number }): Promise<GuestSshAddress>;
+  /** The guests' SSH host key, an OpenSSH public key line (`ssh-ed25519 AAAA... vmplane-proxmox-sim`). */
+  guestHostKey: string;
+  /** Closes the API server, every guest's SSH server and every download in progress. */
   close(): Promise<void>;
 }
 
@@ -138,14 +173,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const host = options.host ?? '127.0.0.1';
   const tlsMaterial = options.tls ? await makeCert(host) : undefined;
   const fingerprint = tlsMaterial ? new X509Certificate(tlsMaterial.cert).fingerprint256 : undefined;
-  const env: SimEnv = {
-    state,
-    auth,
-    clock,
-    agent: options.agent,
-    certFingerprint: fingerprint,
-    certPem: tlsMaterial?.cert,
-  };
+  let runtime: GuestRuntime | undefined;
   const faults = new Faults(
     {
       expireTickets: () => auth.rotateSecret(),
@@ -157,9 +185,36 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         for (let i = 0; i < times; i++) list.push(message);
         state.taskFailures.set(type, list);
       },
+      guestFaultsChanged: (vmid) => runtime?.refresh(vmid),
     },
     options.seed ?? 1,
   );
+  const env: SimEnv = {
+    state,
+    auth,
+    clock,
+    agent: options.agent,
+    certFingerprint: fingerprint,
+    certPem: tlsMaterial?.cert,
+    downloads: { remote: options.remoteDownloads ?? 'placeholder', maxBytes: options.maxDownloadBytes ?? 1024 ** 3 },
+    faults,
+  };
+  const hostKey = makeHostKey();
+  runtime = new GuestRuntime({
+    state,
+    clock,
+    faults,
+    bootDelayMs: options.bootDelayMs ?? 200,
+    sshPort: options.guestSshPort ?? 2222,
+    hostKey: hostKey.privateKey,
+    exec: options.guestExec,
+    power: (g, action) => {
+      if (g.status !== 'running') return;
+      if (action === 'reboot') rebootGuest(state, g);
+      else stopGuest(state, g);
+    },
+  });
+  const guests = runtime;
   faults.latency = options.latency ?? 0;
   const violations: Violation[] = [];
   const requests = new RequestLog();
@@ -217,10 +272,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       if (g?.type !== 'qemu') throw new Error(`setAgentRunning: no QEMU VM ${vmid}`);
       g.agentRunning = running;
     },
+    guestSsh: (vmid: number) => guests.ssh(vmid),
+    waitForGuestSsh: (vmid: number, opts: { timeout?: number } = {}) => guests.waitForSsh(vmid, opts.timeout ?? 10_000),
+    guestHostKey: hostKey.publicKey,
     close: async () => {
       if (closed) return;
       closed = true;
       unsubscribe();
+      state.abortWork();
+      await guests.close();
       for (const t of timers) clearTimeout(t);
       timers.clear();
       consoles.close();

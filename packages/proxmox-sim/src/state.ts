@@ -17,6 +17,29 @@ export const fail = (message: string, status = 500): never => {
   throw new PveError(status, message);
 };
 
+/**
+ * An error PVE raises inside a task's worker rather than in the API call: an asynchronous call
+ * (create, POST config) still answers its UPID, and the task ends with this message.
+ */
+export class WorkerError extends PveError {
+  constructor(message: string) {
+    super(500, message);
+  }
+}
+
+/** What a guest's power state did, as the guest runtime (boot, SSH) hears of it. */
+export type GuestPowerEvent = 'start' | 'stop' | 'reboot' | 'destroy';
+
+export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
+export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = [
+  'md5',
+  'sha1',
+  'sha224',
+  'sha256',
+  'sha384',
+  'sha512',
+];
+
 export type GuestType = 'qemu' | 'lxc';
 export type ConfigValue = string | number;
 
@@ -48,6 +71,10 @@ export interface Volume {
   ctime: number;
   vmid?: number;
   notes?: string;
+  /** The disk size an image holds (a qcow2's virtual size); `size` is the file's. */
+  virtualSize?: number;
+  /** Hex digests of the file's bytes, for a file the simulator received (upload, download). */
+  digests?: Partial<Record<ChecksumAlgorithm, string>>;
 }
 
 export interface Snapshot {
@@ -89,6 +116,11 @@ export interface Guest {
   agentRunning: boolean;
   execs: Map<number, ExecRecord>;
   nextPid: number;
+  /**
+   * True while the guest OS boots after a start or reboot (a VM with a cloud-init drive, for the
+   * simulator's `bootDelayMs`): its agent does not answer and its SSH server is not up yet.
+   */
+  booting?: boolean;
 }
 
 export interface Task {
@@ -107,6 +139,10 @@ export interface Task {
   endsAt: number;
   run?: (() => void) | undefined;
   failWith?: string | undefined;
+  /** Undoes what the task began, when it ends with an error (a create removes its guest). */
+  onFail?: (() => void) | undefined;
+  /** Stops the task's asynchronous work (a download) when the task is stopped. */
+  abort?: (() => void) | undefined;
 }
 
 export interface Pool {
@@ -182,6 +218,9 @@ export class SimState {
   readonly vncTickets = new Map<string, VncTicket>();
   /** Pending task failures by task type (fault injection). */
   readonly taskFailures = new Map<string, string[]>();
+  /** The failure for the next task the current request starts (a `failTask` fault rule). */
+  requestTaskFailure: string | undefined;
+  private readonly guestListeners: Array<(g: Guest, event: GuestPowerEvent) => void> = [];
   private readonly running = new Set<Task>();
   private pidCounter = 4000;
   private vncPort = 5900;
@@ -276,6 +315,14 @@ export class SimState {
 
   // --- guests --------------------------------------------------------------------------------
 
+  onGuestPower(listener: (g: Guest, event: GuestPowerEvent) => void): void {
+    this.guestListeners.push(listener);
+  }
+
+  emitGuestPower(g: Guest, event: GuestPowerEvent): void {
+    for (const l of this.guestListeners) l(g, event);
+  }
+
   guest(node: string, vmid: number, type: GuestType): Guest {
     const g = this.guests.get(vmid);
     if (!g || g.node !== node || g.type !== type) {
@@ -348,23 +395,28 @@ export class SimState {
     }
     const storage = m[1] as string;
     let size = Number(m[2]) * 1024 ** 3;
+    let format = props.format;
     const importFrom = props['import-from'];
     if (importFrom !== undefined) {
+      // qemu-server takes the source's size whatever size was asked for, and keeps its format
+      // where the target storage can hold it (resolve_dst_disk_format).
       if (importFrom.startsWith('/')) size = size || 2 * 1024 ** 3;
       else {
+        const cannot = (why: string) => new WorkerError(`cannot import from '${importFrom}' - ${why}`);
         const src = this.findVolume(g.node, importFrom);
-        if (!src) fail(`${key}: import-from: volume '${importFrom}' does not exist`);
-        size = src?.size ?? size;
+        if (!src) throw cannot(`could not get size of ${importFrom}`);
+        if (/[:/](?:vm-\d+-)?cloudinit(?:\.(?:raw|qcow2|vmdk))?$/.test(importFrom))
+          throw cannot('cannot import from cloudinit disk');
+        size = src.virtualSize ?? src.size;
+        const fileBased = this.storage(storage).type !== 'lvmthin';
+        if (format === undefined && fileBased && ['raw', 'qcow2', 'vmdk'].includes(src.format)) format = src.format;
       }
     } else if (size === 0 && !/^(efidisk|tpmstate)/.test(key)) {
       fail(`${key}: size 0 is only allowed together with import-from`);
     }
     if (size === 0) size = 4 * 1024 ** 2;
     const content = g.type === 'qemu' ? 'images' : 'rootdir';
-    const volid = this.allocDisk(g.node, storage, g.vmid, size, {
-      ...(props.format ? { format: props.format } : {}),
-      content,
-    });
+    const volid = this.allocDisk(g.node, storage, g.vmid, size, { ...(format ? { format } : {}), content });
     delete props['import-from'];
     delete props[defaultKey];
     props.size = formatSize(size);
@@ -419,7 +471,9 @@ export class SimState {
 
   /**
    * Starts a task. `run` applies the task's effects when it ends; throwing a PveError from it
-   * makes the task end with that message as exitstatus.
+   * makes the task end with that message as exitstatus. A task with `work` (a download) ends when
+   * that work settles rather than after the task duration: its result is the task's `run`, its
+   * rejection the exitstatus, and stopping the task aborts its signal.
    */
   startTask(
     node: string,
@@ -427,7 +481,7 @@ export class SimState {
     id: string | number,
     user: string,
     run?: () => void,
-    opts: { log?: string[]; duration?: number } = {},
+    opts: { log?: string[]; duration?: number; work?: (task: Task, signal: AbortSignal) => Promise<() => void> } = {},
   ): Task {
     const { upid, pid, pstart, starttime } = this.makeUpid(node, type, String(id), user);
     const d = this.opts.taskDuration;
@@ -448,12 +502,30 @@ export class SimState {
     };
     const failures = this.taskFailures.get(type) ?? this.taskFailures.get('*');
     if (failures && failures.length > 0) task.failWith = failures.shift();
+    if (this.requestTaskFailure !== undefined) {
+      task.failWith = this.requestTaskFailure;
+      this.requestTaskFailure = undefined;
+    }
     this.tasks.set(upid, task);
     this.running.add(task);
     this.taskOrder.push(task);
     if (this.taskOrder.length > 5000) {
       const old = this.taskOrder.shift();
       if (old) this.tasks.delete(old.upid);
+    }
+    // An injected failure skips the work, as it skips `run`: the task just ends with it.
+    if (opts.work && task.failWith === undefined) {
+      task.endsAt = Number.POSITIVE_INFINITY;
+      const controller = new AbortController();
+      task.abort = () => controller.abort();
+      opts.work(task, controller.signal).then(
+        (commit) => {
+          task.run = commit;
+          this.finishTask(task);
+        },
+        (e: unknown) => this.finishTask(task, e instanceof Error ? e.message.trim() : String(e)),
+      );
+      return task;
     }
     this.opts.onTaskScheduled(task, duration);
     if (duration <= 0) this.finishTask(task);
@@ -463,6 +535,8 @@ export class SimState {
   finishTask(task: Task, forced?: string): void {
     if (task.status !== 'running') return;
     this.running.delete(task);
+    task.abort?.();
+    task.abort = undefined;
     let exit = 'OK';
     if (forced) exit = forced;
     else if (task.failWith) exit = task.failWith;
@@ -478,6 +552,17 @@ export class SimState {
     task.endtime = Math.max(task.starttime, this.nowS());
     task.log.push(exit === 'OK' ? 'TASK OK' : `TASK ERROR: ${exit}`);
     task.run = undefined;
+    // PVE counts a task that ended with warnings as done.
+    if (exit !== 'OK' && !exit.startsWith('WARNINGS')) task.onFail?.();
+    task.onFail = undefined;
+  }
+
+  /** Stops the asynchronous work of every running task (the simulator is closing). */
+  abortWork(): void {
+    for (const t of this.running) {
+      t.abort?.();
+      t.abort = undefined;
+    }
   }
 
   /** Finishes every task whose time has come. Cheap; called on every request. */

@@ -201,14 +201,21 @@ test('create from a cloud image with import-from and cloud-init settings; nextid
   assert.equal(upid.status, 200, JSON.stringify(upid.body));
   await api.wait(String(upid.body.data));
   const cfg = (await api.get('/nodes/pve1/qemu/100/config')).body.data as Obj;
-  assert.match(String(cfg.scsi0), /^local:100\/vm-100-disk-0\.raw,size=2G$/);
+  // The import keeps the image's format where the storage can hold it, and its (virtual) size.
+  assert.match(String(cfg.scsi0), /^local:100\/vm-100-disk-0\.qcow2,size=2G$/);
   assert.match(String(cfg.net0), /^virtio=BC:24:11:00:64:00,bridge=vmbr0$/);
   assert.equal(cfg.ciuser, 'debian');
   const missing = await api.post('/nodes/pve1/qemu', {
     vmid: 101,
     scsi0: 'local:0,import-from=local:import/nope.qcow2',
   });
-  assert.equal(missing.status, 500);
+  // qemu-server finds that out in its worker: the call answers a UPID, the task fails, no VM is left.
+  assert.equal(missing.status, 200);
+  assert.equal(
+    (await api.wait(String(missing.body.data))).exitstatus,
+    "unable to create VM 101 - cannot import from 'local:import/nope.qcow2' - could not get size of local:import/nope.qcow2",
+  );
+  assert.equal((await api.get('/nodes/pve1/qemu/101/config')).status, 500);
   const dump = (await api.get('/nodes/pve1/qemu/100/cloudinit/dump', { type: 'user' })).body.data;
   assert.match(String(dump), /ssh-ed25519 AAAAC3 me@host/);
   const content = (await api.get('/nodes/pve1/storage/local/content', { content: 'import' })).body.data as Obj[];

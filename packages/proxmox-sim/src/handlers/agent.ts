@@ -19,7 +19,10 @@ function agentGuest(ctx: Ctx): Guest {
   const g = guestOf(ctx, 'qemu');
   if (g.config.agent === undefined) fail('No QEMU guest agent configured');
   if (g.status !== 'running') fail(`VM ${g.vmid} is not running`);
-  if (!agentEnabled(g) || !g.agentRunning || g.qmpstatus === 'paused') fail('QEMU guest agent is not running');
+  // A guest OS still booting, or an agent silenced by a fault, answers no guest-ping either.
+  const silent = ctx.env.faults.guestFaults(g.vmid)?.agent === 'silent';
+  if (!agentEnabled(g) || !g.agentRunning || g.qmpstatus === 'paused' || g.booting || silent)
+    fail('QEMU guest agent is not running');
   return g;
 }
 
@@ -168,15 +171,23 @@ export function register(r: Routes): void {
     const raw = ctx.params.command;
     const argv = (Array.isArray(raw) ? raw : [raw]).map((x) => String(x));
     const input = ctx.optStr('input-data');
-    const scripted = ctx.env.agent?.({ vmid: g.vmid, node: g.node, command: argv, input });
-    const r = scripted
+    const fault = ctx.env.faults.commandFault(g.vmid, argv.join(' '));
+    const scripted = fault ? undefined : ctx.env.agent?.({ vmid: g.vmid, node: g.node, command: argv, input });
+    const r = fault
       ? {
-          exitcode: scripted.exitcode ?? 0,
-          out: scripted.stdout ?? '',
-          err: scripted.stderr ?? '',
-          ms: scripted.durationMs ?? 0,
+          exitcode: fault.exitcode ?? 1,
+          out: fault.stdout ?? '',
+          err: fault.stderr ?? '',
+          ms: fault.hang ? Number.POSITIVE_INFINITY : 0,
         }
-      : builtinExec(g, argv, input);
+      : scripted
+        ? {
+            exitcode: scripted.exitcode ?? 0,
+            out: scripted.stdout ?? '',
+            err: scripted.stderr ?? '',
+            ms: scripted.durationMs ?? 0,
+          }
+        : builtinExec(g, argv, input);
     const pid = ++g.nextPid;
     g.execs.set(pid, { pid, exitcode: r.exitcode, out: r.out, err: r.err, doneAt: ctx.state.now() + r.ms });
     return { pid };
@@ -219,7 +230,7 @@ export function register(r: Routes): void {
   ]) {
     r.on('POST', agentPath(cmd), (ctx) => {
       const g = agentGuest(ctx);
-      if (cmd === 'shutdown') stopGuest(g);
+      if (cmd === 'shutdown') stopGuest(ctx.state, g);
       return { result: cmd === 'fsfreeze-status' ? 'thawed' : {} };
     });
   }

@@ -1,6 +1,16 @@
+import { storedCloudInitValue } from '../cloud-init-data.js';
 import type { Ctx } from '../context.js';
 import { parsePropertyString } from '../property-string.js';
-import { type ConfigValue, fail, type Guest, type GuestType, isDiskKey, parseSize, type SimState } from '../state.js';
+import {
+  type ConfigValue,
+  fail,
+  type Guest,
+  type GuestType,
+  isDiskKey,
+  parseSize,
+  type SimState,
+  WorkerError,
+} from '../state.js';
 import { MiB, toConfigValue } from './common.js';
 
 /** A guest's derived state as PVE answers it (status, config with secrets masked) and the config
@@ -127,8 +137,13 @@ function nextUnused(g: Guest): string {
   return `unused${i}`;
 }
 
-/** Applies a config update (PUT or POST): sets, allocations, deletions; checks digest and lock. */
-export function applyConfig(ctx: Ctx, g: Guest): void {
+/**
+ * Applies a config update (PUT or POST): sets, allocations, deletions; checks digest and lock.
+ * With `worker` (the asynchronous POST), a disk that PVE's worker would fail to create is left
+ * out and its error returned, for the task to end with; otherwise it is thrown.
+ */
+export function applyConfig(ctx: Ctx, g: Guest, worker = false): WorkerError | undefined {
+  let workerError: WorkerError | undefined;
   checkLock(ctx, g);
   const digest = ctx.optStr('digest');
   if (digest !== undefined && digest !== ctx.state.digest(g.config))
@@ -136,10 +151,16 @@ export function applyConfig(ctx: Ctx, g: Guest): void {
   const state = ctx.state;
   for (const [key, value] of Object.entries(ctx.params)) {
     if (NOT_CONFIG.has(key)) continue;
-    let v = toConfigValue(value);
+    let v = storedCloudInitValue(key, toConfigValue(value));
     if (isDiskKey(g.type, key) && typeof v === 'string') {
       const prev = g.config[key];
-      v = state.allocateDiskSpec(g, key, v);
+      try {
+        v = state.allocateDiskSpec(g, key, v);
+      } catch (e) {
+        if (!(worker && e instanceof WorkerError)) throw e;
+        workerError ??= e;
+        continue;
+      }
       if (prev !== undefined && !/^unused/.test(key)) {
         const dk = g.type === 'qemu' ? 'file' : 'volume';
         const oldVol = parsePropertyString(String(prev), dk)[dk];
@@ -165,23 +186,41 @@ export function applyConfig(ctx: Ctx, g: Guest): void {
       }
     }
   }
+  return workerError;
 }
 
 export function startGuest(state: SimState, g: Guest): void {
   if (g.status === 'running') fail(`${label(g)} ${g.vmid} already running`);
   if (isTemplate(g)) fail(`you can't start a ${g.type === 'qemu' ? 'vm' : 'container'} if it's a template`);
   if (g.config.lock === 'suspended') delete g.config.lock;
+  markRunning(state, g);
+}
+
+/** The guest runs from now on (a start, or a rollback to a snapshot with RAM). */
+export function markRunning(state: SimState, g: Guest): void {
+  const was = g.status === 'running';
   g.status = 'running';
   g.qmpstatus = 'running';
   g.startedAt = state.nowS();
+  state.emitGuestPower(g, was ? 'reboot' : 'start');
+}
+
+/** A reboot or reset: the guest OS starts anew, the VM keeps running. */
+export function rebootGuest(state: SimState, g: Guest): void {
+  requireRunning(g);
+  g.qmpstatus = 'running';
+  g.startedAt = state.nowS();
+  state.emitGuestPower(g, 'reboot');
 }
 
 export function requireRunning(g: Guest): void {
   if (g.status !== 'running') fail(`${label(g)} ${g.vmid} not running`);
 }
 
-export function stopGuest(g: Guest): void {
+export function stopGuest(state: SimState, g: Guest): void {
+  const was = g.status === 'running';
   g.status = 'stopped';
   g.qmpstatus = 'stopped';
   g.startedAt = 0;
+  if (was) state.emitGuestPower(g, 'stop');
 }

@@ -1,3 +1,4 @@
+import { storedCloudInitValue } from '../cloud-init-data.js';
 import type { Ctx } from '../context.js';
 import { formatPropertyString, parsePropertyString } from '../property-string.js';
 import { newGuest } from '../seed.js';
@@ -9,7 +10,9 @@ import {
   type GuestType,
   isDiskKey,
   macFor,
+  PveError,
   parseSize,
+  WorkerError,
 } from '../state.js';
 import { MiB, task, toConfigValue } from './common.js';
 import {
@@ -21,6 +24,7 @@ import {
   label,
   memoryMiB,
   NOT_CONFIG,
+  rebootGuest,
   requireRunning,
   startGuest,
   stopGuest,
@@ -55,6 +59,13 @@ export function createGuest(ctx: Ctx, type: GuestType): string {
   if (pool !== undefined) getPool(state, pool);
   const config: Record<string, ConfigValue> = {};
   const g = newGuest(state, vmid, type, node, config);
+  const remove = () => {
+    state.removeGuestVolumes(g, true);
+    if (g.pool) state.pools.get(g.pool)?.members.delete(`${type}/${vmid}`);
+    if (state.guests.get(vmid) === g) state.guests.delete(vmid);
+  };
+  // What qemu-server's worker fails on (an import source that is not there) fails the task.
+  let workerError: WorkerError | undefined;
   try {
     if (type === 'lxc') {
       const tmpl = ctx.optStr('ostemplate');
@@ -75,14 +86,21 @@ export function createGuest(ctx: Ctx, type: GuestType): string {
     }
     for (const [key, value] of Object.entries(ctx.params)) {
       if (NOT_CONFIG.has(key)) continue;
-      let v = toConfigValue(value);
-      if (isDiskKey(type, key) && typeof v === 'string') v = state.allocateDiskSpec(g, key, v);
+      let v = storedCloudInitValue(key, toConfigValue(value));
+      if (isDiskKey(type, key) && typeof v === 'string') {
+        try {
+          v = state.allocateDiskSpec(g, key, v);
+        } catch (e) {
+          if (!(e instanceof WorkerError)) throw e;
+          workerError ??= e;
+          continue;
+        }
+      }
       if (/^net\d+$/.test(key) && typeof v === 'string') v = withMac(type, v, vmid, Number(key.slice(3)));
       config[key] = v;
     }
   } catch (e) {
-    state.removeGuestVolumes(g, true);
-    state.guests.delete(vmid);
+    remove();
     throw e;
   }
   config.lock = 'create';
@@ -91,12 +109,13 @@ export function createGuest(ctx: Ctx, type: GuestType): string {
     g.pool = pool;
   }
   const start = ctx.bool('start');
-  return task(
+  const upid = task(
     ctx,
     node,
     `${type === 'qemu' ? 'qm' : 'vz'}create`,
     vmid,
     () => {
+      if (workerError) throw new PveError(500, `unable to create ${label(g)} ${vmid} - ${workerError.message}`);
       delete g.config.lock;
       if (start) startGuest(state, g);
     },
@@ -104,6 +123,11 @@ export function createGuest(ctx: Ctx, type: GuestType): string {
       ? [`extracting archive '${ctx.optStr('ostemplate') ?? ''}'`, 'Total bytes read: 524288000 (500MiB, 250MiB/s)']
       : [],
   );
+  // A failed create leaves nothing behind: PVE destroys the config and the disks it made.
+  const t = state.tasks.get(upid);
+  if (t && t.status === 'running') t.onFail = remove;
+  else if (t && t.exitstatus !== 'OK') remove();
+  return upid;
 }
 
 function withMac(type: GuestType, value: string, vmid: number, index: number): string {
@@ -167,6 +191,7 @@ export function register(r: Routes): void {
         state.removeGuestVolumes(g, unreferenced);
         if (g.pool) state.pools.get(g.pool)?.members.delete(`${g.type}/${g.vmid}`);
         state.guests.delete(g.vmid);
+        state.emitGuestPower(g, 'destroy');
       },
       [`destroying ${label(g)} ${g.vmid}`],
     );
@@ -180,24 +205,20 @@ export function register(r: Routes): void {
   r.guest(
     'POST',
     '/status/stop',
-    powerTask('stop', (_ctx, g) => stopGuest(g)),
+    powerTask('stop', (ctx, g) => stopGuest(ctx.state, g)),
   );
   r.guest(
     'POST',
     '/status/shutdown',
-    powerTask('shutdown', (_ctx, g) => {
+    powerTask('shutdown', (ctx, g) => {
       requireRunning(g);
-      stopGuest(g);
+      stopGuest(ctx.state, g);
     }),
   );
   r.guest(
     'POST',
     '/status/reboot',
-    powerTask('reboot', (ctx, g) => {
-      requireRunning(g);
-      g.qmpstatus = 'running';
-      g.startedAt = ctx.state.nowS();
-    }),
+    powerTask('reboot', (ctx, g) => rebootGuest(ctx.state, g)),
   );
   r.guest('POST', '/status/suspend', (ctx, type) => {
     const g = guestOf(ctx, type);
@@ -210,7 +231,7 @@ export function register(r: Routes): void {
         const vol = ctx.state.allocDisk(g.node, storage ?? 'local', g.vmid, memoryMiB(g) * MiB);
         g.config.vmstate = vol;
         g.config.lock = 'suspended';
-        stopGuest(g);
+        stopGuest(ctx.state, g);
       } else g.qmpstatus = 'paused';
     });
   });

@@ -5,6 +5,7 @@ import * as cloneMigrate from './clone-migrate.js';
 import * as cloudInit from './cloud-init.js';
 import * as cluster from './cluster.js';
 import * as consoles from './consoles.js';
+import * as download from './download.js';
 import * as guests from './guests.js';
 import * as lxc from './lxc.js';
 import * as nodes from './nodes.js';
@@ -23,6 +24,7 @@ export const HANDLER_MODULES: readonly HandlerModule[] = [
   nodes,
   tasks,
   storage,
+  download,
   guests,
   qemu,
   lxc,

@@ -1,5 +1,5 @@
 import { task } from './common.js';
-import { applyConfig, guestOf, requireRunning } from './guest-model.js';
+import { applyConfig, guestOf, rebootGuest } from './guest-model.js';
 import { createGuest, listGuests, powerTask } from './guests.js';
 import type { Routes } from './router.js';
 
@@ -12,18 +12,24 @@ export function register(r: Routes): void {
   });
   r.on('POST', '/nodes/{node}/qemu/{vmid}/config', (ctx) => {
     const g = guestOf(ctx, 'qemu');
-    applyConfig(ctx, g);
-    return task(ctx, g.node, 'qmconfig', g.vmid, undefined, [
-      `update VM ${g.vmid}: ${Object.keys(ctx.params).join(' ')}`,
-    ]);
+    const error = applyConfig(ctx, g, true);
+    return task(
+      ctx,
+      g.node,
+      'qmconfig',
+      g.vmid,
+      error
+        ? () => {
+            throw error;
+          }
+        : undefined,
+      [`update VM ${g.vmid}: ${Object.keys(ctx.params).join(' ')}`],
+    );
   });
 
   r.on('POST', '/nodes/{node}/qemu', (ctx) => createGuest(ctx, 'qemu'));
   r.on('POST', '/nodes/{node}/qemu/{vmid}/status/reset', (ctx) =>
-    powerTask('reset', (c, g) => {
-      requireRunning(g);
-      g.startedAt = c.state.nowS();
-    })(ctx, 'qemu'),
+    powerTask('reset', (c, g) => rebootGuest(c.state, g))(ctx, 'qemu'),
   );
   r.on('GET', '/nodes/{node}/qemu/{vmid}/migrate', (ctx) => {
     const g = guestOf(ctx, 'qemu');

@@ -1,7 +1,7 @@
 import type { Ctx } from '../context.js';
 import { fail, type Guest } from '../state.js';
 import { task } from './common.js';
-import { checkLock, configAnswer, guestOf, stopGuest, taskPrefix } from './guest-model.js';
+import { checkLock, configAnswer, guestOf, markRunning, stopGuest, taskPrefix } from './guest-model.js';
 import type { Routes } from './router.js';
 
 function snapOf(ctx: Ctx, g: Guest) {
@@ -94,11 +94,8 @@ export function register(r: Routes): void {
       g.config = { ...s.config };
       delete g.config.lock;
       g.parent = s.name;
-      if (s.vmstate || start) {
-        g.status = 'running';
-        g.qmpstatus = 'running';
-        g.startedAt = ctx.state.nowS();
-      } else stopGuest(g);
+      if (s.vmstate || start) markRunning(ctx.state, g);
+      else stopGuest(ctx.state, g);
     });
   });
 }

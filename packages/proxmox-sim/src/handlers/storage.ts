@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Ctx } from '../context.js';
-import { fail, parseSize } from '../state.js';
-import { MiB, task } from './common.js';
+import { CHECKSUM_ALGORITHMS, fail, parseSize, type Volume } from '../state.js';
+import { inspectImage } from '../url-fetch.js';
+import { task } from './common.js';
 import { label } from './guest-model.js';
 import type { Routes } from './router.js';
 import { CONTENT_DIRS, contentFileFormat, normalizeContentFilename, type UploadContent } from './storage-files.js';
 import { storageStatus } from './summaries.js';
 
-/** Storage: per-node status and content, volume allocation and deletion, upload and download-url. */
+/** Storage: per-node status and content, volume allocation and deletion, upload (download-url is in download.ts). */
 
 function volumeOf(ctx: Ctx) {
   const storage = ctx.str('storage');
@@ -18,15 +19,22 @@ function volumeOf(ctx: Ctx) {
   if (!v) return fail(`volume '${volid}' does not exist`);
   return v;
 }
-/** The volume that an upload or download-url task adds when it ends, with PVE's task log. */
-function addVolumeTask(
-  ctx: Ctx,
-  type: 'imgcopy' | 'download',
-  content: UploadContent,
-  filename: string,
-  format: string,
-  size: number,
-): string {
+
+const digestsOf = (data: Buffer) =>
+  Object.fromEntries(CHECKSUM_ALGORITHMS.map((a) => [a, createHash(a).update(data).digest('hex')]));
+
+/** An uploaded image's virtual size when its header is one; the upload itself is not refused. */
+function imageHeader(format: string, data: Buffer): { virtualSize: number } | undefined {
+  try {
+    return inspectImage(format, data.subarray(0, 512), data.length, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The volume that an upload task adds when it ends, with PVE's task log. */
+function uploadTask(ctx: Ctx, content: UploadContent, filename: string, format: string, data: Buffer): string {
+  const size = data.length;
   const state = ctx.state;
   const node = ctx.str('node');
   const storage = ctx.str('storage');
@@ -34,26 +42,26 @@ function addVolumeTask(
   const volid = `${storage}:${content}/${filename}`;
   const dest = `${def.path}/${CONTENT_DIRS[content]}/${filename}`;
   const tmp = `/var/tmp/pveupload-${createHash('md5').update(`${volid}:${state.now()}`).digest('hex')}`;
-  const log =
-    type === 'imgcopy'
-      ? [
-          `starting file import from: ${tmp}`,
-          `target node: ${node}`,
-          `target file: ${dest}`,
-          `file size is: ${size}`,
-          `command: cp -- ${tmp} ${dest}`,
-          'finished file import successfully',
-        ]
-      : [`downloading ${ctx.str('url')} to ${dest}`, `download of '${ctx.str('url')}' to '${dest}' finished`];
-  // PVE names no worker ID for an upload, and the file name for a download.
+  const log = [
+    `starting file import from: ${tmp}`,
+    `target node: ${node}`,
+    `target file: ${dest}`,
+    `file size is: ${size}`,
+    `command: cp -- ${tmp} ${dest}`,
+    'finished file import successfully',
+  ];
+  // PVE names no worker ID for an upload.
   return task(
     ctx,
     node,
-    type,
-    type === 'imgcopy' ? '' : filename,
+    'imgcopy',
+    '',
     () => {
       // PVE overwrites a file of the same name.
-      state.volumesOf(node, storage).set(volid, { volid, content, format, size, ctime: state.nowS() });
+      const volume: Volume = { volid, content, format, size, ctime: state.nowS(), digests: digestsOf(data) };
+      const image = content === 'import' ? imageHeader(format, data) : undefined;
+      if (image) volume.virtualSize = image.virtualSize;
+      state.volumesOf(node, storage).set(volid, volume);
     },
     log,
   );
@@ -152,16 +160,6 @@ export function register(r: Routes): void {
     const filename = normalizeContentFilename(raw, 'byte');
     const format = contentFileFormat(content, filename);
     if (!def.content.includes(content)) fail(`storage '${storage}' does not support '${content}' content`);
-    return addVolumeTask(ctx, 'imgcopy', content, filename, format, file?.data.length ?? 0);
-  });
-  r.on('POST', '/nodes/{node}/storage/{storage}/download-url', (ctx) => {
-    const storage = ctx.str('storage');
-    const def = ctx.state.storage(storage);
-    if (def.path === undefined) fail(`can't upload to storage type '${def.type}', not a file based storage!`);
-    const content = ctx.str('content') as UploadContent;
-    if (!def.content.includes(content)) fail(`storage '${storage}' is not configured for content-type '${content}'`);
-    const filename = normalizeContentFilename(ctx.str('filename'), 'char');
-    const format = contentFileFormat(content, filename);
-    return addVolumeTask(ctx, 'download', content, filename, format, 512 * MiB);
+    return uploadTask(ctx, content, filename, format, file?.data ?? Buffer.alloc(0));
   });
 }

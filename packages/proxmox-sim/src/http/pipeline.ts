@@ -54,6 +54,8 @@ interface Exchange {
   files?: UploadedFile[];
   paramNames?: string[];
   params?: Record<string, unknown>;
+  /** A `failTask` fault: the message the task this request starts ends with. */
+  taskFailure?: string;
 }
 
 const NOBODY: AuthInfo = { userid: '', via: 'none', role: 'PVEAuditor' };
@@ -150,6 +152,7 @@ export class RequestPipeline {
       return false;
     }
     if (decision?.kind === 'fail') throw new PveError(decision.status, decision.message);
+    if (decision?.kind === 'failTask') x.taskFailure = decision.message;
     return true;
   }
 
@@ -255,7 +258,14 @@ export class RequestPipeline {
       x.who as AuthInfo,
       x.files ?? [],
     );
-    let data = handler ? await handler(ctx) : generic(match.route, op);
+    // Handlers start their tasks synchronously, so the failure cannot reach another request's task.
+    this.deps.state.requestTaskFailure = x.taskFailure;
+    let data: unknown;
+    try {
+      data = handler ? await handler(ctx) : generic(match.route, op);
+    } finally {
+      this.deps.state.requestTaskFailure = undefined;
+    }
     let extra: Record<string, unknown> = {};
     if (data instanceof Envelope) {
       extra = data.extra;
