@@ -9,28 +9,40 @@ import { after, before, describe, it } from 'node:test';
 import { BIN, vmplane } from './support/child.js';
 import { deleteInstances, lxc, lxdAvailable, type Served, startServe } from './support/serve.js';
 
-const server: Record<string, unknown> = await import('@vmplane/server');
-const skip = !('startServer' in server)
-  ? '@vmplane/server does not export startServer yet'
-  : !(await lxdAvailable())
-    ? 'no LXD daemon answers here'
-    : false;
-
 const prefix = `vmpt-cli-${process.pid}`;
 // The server names an LXD image `<os>/<version>`; this alias gives the busybox image that name.
 const OS = prefix;
 const VERSION = '1';
 
+/**
+ * The server is started before the suite, so that a server which cannot run yet (a dependency of
+ * @vmplane/server still being written says `this @vmplane/core has no ...`) skips the suite with
+ * its reason instead of failing the CLI's tests. Any other failure to start fails the suite.
+ */
+let served: Served | undefined;
+let skip: string | false = false;
+const server: Record<string, unknown> = await import('@vmplane/server');
+if (!('startServer' in server)) skip = '@vmplane/server does not export startServer yet';
+else if (!(await lxdAvailable())) skip = 'no LXD daemon answers here';
+else {
+  try {
+    served = await startServe();
+  } catch (error) {
+    const m = /this @vmplane\/core (?:has|exports) no [^\n]*/.exec((error as Error).message);
+    if (!m) throw error;
+    skip = `the server cannot start yet: ${m[0]}`;
+  }
+}
+
 describe('vmplane end to end (serve, token, install, list, exec, logs, rm, Ctrl-C)', { skip }, () => {
-  let served: Served;
-  const env = () => served.env;
+  const s = () => served as Served;
+  const env = () => s().env;
 
   before(async () => {
     const { stdout } = await lxc(['image', 'info', 'vmplane-busybox']);
     const fingerprint = /Fingerprint: (\w+)/.exec(stdout)?.[1];
     assert.ok(fingerprint, 'the vmplane-busybox image exists (scripts/lib.sh builds it)');
     await lxc(['image', 'alias', 'create', `${OS}/${VERSION}`, fingerprint]);
-    served = await startServe();
   });
 
   after(async () => {
@@ -41,13 +53,13 @@ describe('vmplane end to end (serve, token, install, list, exec, logs, rm, Ctrl-
   });
 
   it('serve printed its loopback URL and wrote the client config', () => {
-    assert.match(served.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.match(served.output(), /client config/);
+    assert.match(s().url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(s().output(), /client config/);
   });
 
   it('token create prints a token the server accepts', async () => {
     const r = await vmplane(
-      ['token', 'create', '--data-dir', served.dataDir, '--scope', 'read', '--name', `${prefix}-ro`],
+      ['token', 'create', '--data-dir', s().dataDir, '--scope', 'read', '--name', `${prefix}-ro`],
       {
         env: env(),
       },
@@ -55,7 +67,7 @@ describe('vmplane end to end (serve, token, install, list, exec, logs, rm, Ctrl-
     assert.equal(r.code, 0, r.stderr);
     const token = r.stdout.trim();
     const list = await vmplane(['list', '--json'], {
-      env: { ...env(), VMPLANE_URL: served.url, VMPLANE_TOKEN: token },
+      env: { ...env(), VMPLANE_URL: s().url, VMPLANE_TOKEN: token },
     });
     assert.equal(list.code, 0, list.stderr);
     assert.ok(Array.isArray(JSON.parse(list.stdout)));

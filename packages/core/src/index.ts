@@ -1,6 +1,3 @@
-export * from './alloc/cidr.js';
-export * from './alloc/gopveqemu.js';
-export { formatIpv4, parseCidr, parseIpv4 } from './alloc/ipv4.js';
 export * from './control/api.js';
 export * from './control/install.js';
 export * from './control/lifecycle.js';
@@ -15,10 +12,17 @@ export * from './errors.js';
 export * from './images/index.js';
 export * from './model/instance.js';
 export * from './model/transitions.js';
+export {
+  createLxdProvider,
+  GuestCommandError,
+  type Ipv4Allocator as LxdIpv4Allocator,
+  type LxdImageServer,
+  type LxdNetworkOptions,
+  type LxdProvider,
+  type LxdProviderOptions,
+  UNDO_DELETE_IMAGE as LXD_UNDO_DELETE_IMAGE,
+  UNDO_DELETE_INSTANCE as LXD_UNDO_DELETE_INSTANCE,
+} from './providers/lxd/index.js';
 export * from './providers/provider.js';
 export * from './ssh/index.js';
 export * from './store/contract.js';
-export { MIGRATIONS, migrateToLatest, StoreMigrationError } from './store/migrations.js';
-export type { StoreSchema } from './store/schema.js';
-export * from './store/sql-store.js';
-export { StoreClosedError } from './store/tx.js';

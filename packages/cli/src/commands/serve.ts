@@ -1,15 +1,16 @@
 /**
  * `vmplane serve`: runs @vmplane/server in this process until SIGTERM or Ctrl-C.
  *
- * Before it listens, it makes sure the local user holds an admin token: the one in
- * `<dataDir>/client.json` when it is still valid, otherwise a new one. Once it listens it writes the
- * client config (URL and token, mode 0600) to `<dataDir>/client.json` and to the user's
- * `~/.config/vmplane/config.json`, so that `vmplane list` and the rest need no flags.
+ * Once it listens, it makes sure the local user holds an admin token (the one recorded in
+ * `<dataDir>/client.json` while the store accepts it, otherwise a new one), writes the client config
+ * (URL and token, mode 0600) to `<dataDir>/client.json` and to the user's
+ * `~/.config/vmplane/config.json`, so that `vmplane list` and the rest need no flags, and only then
+ * prints its ready line.
  */
-import type { AddressInfo } from 'node:net';
 import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { openStore } from '@vmplane/core';
+import type { Store } from '@vmplane/core';
+import type { StartOptions } from '@vmplane/server';
 import { dataDirConfigPath, readClientConfig, userConfigPath, writeClientConfig } from '../config.js';
 import { CliError, UsageError } from '../errors.js';
 
@@ -22,14 +23,7 @@ export interface ServeFlags {
   clientConfig?: boolean;
 }
 
-/** What startServer hands back, as far as the CLI relies on it. */
-interface StartedServer {
-  url?: string;
-  close(): Promise<unknown>;
-  server?: { address(): AddressInfo | string | null };
-  addresses?(): AddressInfo[];
-}
-
+/** What serve needs of the process: injectable so that tests can drive it in-process. */
 export interface ServeIo {
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
@@ -45,35 +39,22 @@ export function parsePort(value: string | undefined): number {
   return port;
 }
 
-/** The admin token the local user's CLI uses: the recorded one if the store still accepts it. */
-async function localAdminToken(dataDir: string): Promise<string> {
+/** The admin token the local user's CLI uses: the recorded one while the store still accepts it. */
+async function localAdminToken(store: Store, dataDir: string): Promise<string> {
   const existing = await readClientConfig(dataDirConfigPath(dataDir)).catch(() => undefined);
-  const store = await openStore({ dataDir });
-  try {
-    if (existing?.token) {
-      const record = await store.tokens.verify(existing.token);
-      if (record && record.scope === 'admin' && !record.revokedAt) return existing.token;
-    }
-    let user = 'user';
-    try {
-      user = userInfo().username;
-    } catch {
-      // No passwd entry (containers): the generic name is fine.
-    }
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-    const { token } = await store.tokens.create({ scope: 'admin', name: `cli ${user}@${hostname()} ${stamp}` });
-    return token;
-  } finally {
-    await store.close();
+  if (existing?.token) {
+    const record = await store.tokens.verify(existing.token);
+    if (record && record.scope === 'admin' && !record.revokedAt) return existing.token;
   }
-}
-
-function urlOf(started: StartedServer, host: string, port: number): string {
-  if (typeof started.url === 'string' && started.url !== '') return started.url.replace(/\/+$/, '');
-  const address = started.addresses?.()[0] ?? started.server?.address();
-  const actualPort = address && typeof address === 'object' ? address.port : port;
-  const shown = host.includes(':') ? `[${host}]` : host;
-  return `http://${shown}:${actualPort}`;
+  let user = 'user';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (containers): the generic name is fine.
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  const { token } = await store.tokens.create({ scope: 'admin', name: `cli ${user}@${hostname()} ${stamp}` });
+  return token;
 }
 
 /** Starts the server; resolves with the exit code once a signal has stopped it. */
@@ -82,22 +63,30 @@ export async function serve(flags: ServeFlags, io: ServeIo): Promise<number> {
   if (!flags.dataDir) throw new UsageError('--data-dir is required: where the server keeps its state');
   const dataDir = resolve(flags.dataDir);
   const host = flags.host ?? '127.0.0.1';
-  const token = await localAdminToken(dataDir);
 
   // Loaded here, not at the top: the other commands should not pay for Fastify and the providers.
   const { startServer } = await import('@vmplane/server');
-  const opts: { dataDir: string; port: number; host: string; configPath?: string } = { dataDir, port, host };
+  // The ready line and the signals are ours: the line must come after the client config exists,
+  // since whoever waits for it (a script, a test) goes on to use that config.
+  const opts: StartOptions = { dataDir, port, host, print: false, handleSignals: false, env: io.env };
   if (flags.config !== undefined) opts.configPath = resolve(flags.config);
-  let started: StartedServer;
+  let started: Awaited<ReturnType<typeof startServer>>;
   try {
-    started = (await startServer(opts)) as unknown as StartedServer;
+    started = await startServer(opts);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new CliError(`port ${port} on ${host} is in use`, { hint: 'pick another --port' });
     if (code === 'EACCES') throw new CliError(`not allowed to listen on ${host}:${port}`);
     throw error;
   }
-  const url = urlOf(started, host, port);
+  const url = started.url;
+  let token: string;
+  try {
+    token = await localAdminToken(started.store, dataDir);
+  } catch (error) {
+    await started.close();
+    throw error;
+  }
 
   const config = { url, token, dataDir };
   await writeClientConfig(dataDirConfigPath(dataDir), config);
