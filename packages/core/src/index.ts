@@ -1,3 +1,6 @@
+export * from './alloc/cidr.js';
+export * from './alloc/gopveqemu.js';
+export { formatIpv4, parseCidr, parseIpv4 } from './alloc/ipv4.js';
 export * from './control/api.js';
 export * from './control/install.js';
 export * from './control/lifecycle.js';
@@ -26,3 +29,7 @@ export {
 export * from './providers/provider.js';
 export * from './ssh/index.js';
 export * from './store/contract.js';
+export { MIGRATIONS, migrateToLatest, StoreMigrationError } from './store/migrations.js';
+export type { StoreSchema } from './store/schema.js';
+export * from './store/sql-store.js';
+export { StoreClosedError } from './store/tx.js';
