@@ -252,10 +252,16 @@ describe('LXD provider against the daemon', () => {
     const copy = await lxd.instances.get(forkName);
     assert.equal(copy.status, 'Running');
     assert.equal(copy.config['user.vmplane.id'], undefined);
+    assert.equal(copy.config['user.vmplane.operation'], undefined);
     assert.equal(copy.config['user.vmplane.tag.team'], 'core');
     await provider.waitReady(forked, { timeout: 60_000 });
     assert.equal(await text(await provider.readFile(forked, '/root/state.txt')), 'before');
     await provider.destroy(forked);
+
+    // With the id core reserved for it, the copy carries that one.
+    const withId = await provider.fork(ref, uniqueName('forkid'), { vmid: vmid + 1 });
+    assert.ok((await provider.used()).vmids.has(vmid + 1));
+    await provider.destroy(withId);
   });
 
   test('what LXD here cannot do is an UnsupportedError, never a backend error half-way', async () => {

@@ -68,14 +68,15 @@ export async function growRoot(lxd: LxdClient, name: string, byGiB: number, opts
 
 /**
  * Copies an instance into a new one (`lxc copy --instance-only`). The copy is the source's disk and
- * configuration, less what must stay unique: vmplane's id, the install that made it, a static
- * address on a nic (LXD refuses a second instance with the same one). LXD gives the copy new MACs.
+ * configuration, less what must stay unique: vmplane's id (the copy gets `vmid` when core reserved
+ * one), the install that made it, a static address on a nic (LXD refuses a second instance with
+ * the same one). LXD gives the copy new MACs.
  */
 export async function copyInstance(
   lxd: LxdClient,
   source: string,
   name: string,
-  opts: CallOptions,
+  opts: CallOptions & { vmid?: number | undefined },
 ): Promise<{ running: boolean; type: string }> {
   return withDeadline(callOptions(opts), 'lxd', async (d) => {
     const call = { signal: d.signal, timeout: Number.POSITIVE_INFINITY };
@@ -85,6 +86,8 @@ export async function copyInstance(
     // LXD fills a copy's config from the source for every key the request leaves out; an empty
     // value is how a key is left unset.
     for (const key of [KEY_ID, KEY_OPERATION]) if (key in config) config[key] = '';
+    // The id core reserved for the copy, so that used() reports it as taken.
+    if (opts.vmid !== undefined) config[KEY_ID] = String(opts.vmid);
     const devices: Record<string, Record<string, string>> = {};
     for (const [key, device] of Object.entries(from.devices ?? {})) {
       const copy = { ...device };

@@ -424,7 +424,12 @@ export function createLxdProvider(options: LxdProviderOptions): LxdProvider {
     async fork(ref, name, opts) {
       const source = ctx.ref(ref);
       const client = await lxd(opts);
-      const copied = await copyInstance(client, source.name, name, longOrGiven(ctx, opts));
+      // provider.ts's fork takes `vmid` (core's id for the copy); read so as to build with either form.
+      const vmid = (opts as { vmid?: number } | undefined)?.vmid;
+      const copied = await copyInstance(client, source.name, name, {
+        ...longOrGiven(ctx, opts),
+        ...(vmid === undefined ? {} : { vmid }),
+      });
       if (copied.running) await client.instances.start(name, longOrGiven(ctx, opts));
       const forked: LxdRef = {
         type: 'lxd',
