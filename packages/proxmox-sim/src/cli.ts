@@ -5,6 +5,7 @@ import type { SimulatorOptions } from './server.js';
 export const USAGE =
   'usage: vmplane-proxmox-sim [--nodes 3] [--guests 50] [--port 8006] [--host 127.0.0.1] [--tls]\n' +
   '                           [--password PW] [--token-secret S] [--latency MS] [--task-duration MS]\n' +
+  '                           [--boot-delay MS] [--guest-ssh-port 2222]\n' +
   '                           [--schema apidoc.json|apidoc.js|pve-api.json] [--quiet]\n';
 
 export type CliResult =
@@ -19,6 +20,8 @@ const INTEGER_FLAGS = {
   port: { min: 0, max: 65_535 },
   latency: { min: 0, max: 600_000 },
   'task-duration': { min: 0, max: 86_400_000 },
+  'boot-delay': { min: 0, max: 3_600_000 },
+  'guest-ssh-port': { min: 0, max: 65_535 },
 } as const;
 
 type IntegerFlag = keyof typeof INTEGER_FLAGS;
@@ -47,6 +50,8 @@ export function parseCli(argv: string[]): CliResult {
         'token-secret': { type: 'string' },
         latency: { type: 'string', default: '0' },
         'task-duration': { type: 'string', default: '1000' },
+        'boot-delay': { type: 'string', default: '200' },
+        'guest-ssh-port': { type: 'string', default: '2222' },
         schema: { type: 'string' },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -76,6 +81,8 @@ export function parseCli(argv: string[]): CliResult {
     tls: values.tls === true,
     latency: numbers.latency as number,
     taskDuration: numbers['task-duration'] as number,
+    bootDelayMs: numbers['boot-delay'] as number,
+    guestSshPort: numbers['guest-ssh-port'] as number,
   };
   const password = text('password');
   if (password !== undefined) options.rootPassword = password;

@@ -73,6 +73,7 @@ export class GuestRuntime {
   readonly #os = new Map<number, GuestOs>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #closing = new Set<Promise<void>>();
+  readonly #sleepers = new Set<() => void>();
   readonly #unsubscribe: () => void;
   #closed = false;
 
@@ -90,14 +91,23 @@ export class GuestRuntime {
     return ssh ? { host: ssh.host, port: ssh.port } : undefined;
   }
 
-  /** Resolves once the guest serves SSH; rejects when it cannot (the VM stops, its address cannot be bound). */
+  /**
+   * Resolves once the guest serves SSH; rejects when it cannot (not running and not starting, no
+   * cloud-init drive, no loopback address, the address cannot be bound, the VM stops first).
+   */
   waitForSsh(vmid: number, timeoutMs: number): Promise<GuestSshAddress> {
     const now = this.ssh(vmid);
     if (now) return Promise.resolve(now);
     const g = this.#o.state.guests.get(vmid);
-    if (g?.status !== 'running') return Promise.reject(new Error(`VM ${vmid} is not running`));
-    const r = this.#runtimes.get(vmid);
-    if (!r || r.phase === 'off')
+    const starting = [...this.#o.state.tasks.values()].some(
+      (t) =>
+        t.status === 'running' &&
+        t.id === String(vmid) &&
+        /^qm(start|create|reboot|reset|rollback|resume)$/.test(t.type),
+    );
+    if (g?.status !== 'running' && !starting) return Promise.reject(new Error(`VM ${vmid} is not running`));
+    const r = this.#runtime(vmid);
+    if (g?.status === 'running' && r.phase === 'off')
       return Promise.reject(new Error(`VM ${vmid} has no cloud-init drive: it serves no SSH`));
     if (r.phase === 'up' && r.sshError !== undefined) return Promise.reject(new Error(r.sshError));
     return new Promise((resolve, reject) => {
@@ -152,6 +162,8 @@ export class GuestRuntime {
     this.#unsubscribe();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    for (const wake of this.#sleepers) wake();
+    this.#sleepers.clear();
     for (const r of this.#runtimes.values()) {
       this.#dropSsh(r);
       for (const w of r.waiters) w.reject(new Error('the simulator closed'));
@@ -279,6 +291,21 @@ export class GuestRuntime {
     r.waiters.clear();
   }
 
+  /** A `sleep` in the guest: real time, cut short when the simulator closes. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.#timers.delete(t);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      this.#timers.add(t);
+      this.#sleepers.add(wake);
+    });
+  }
+
   async #exec(g: Guest, user: string, command: string, stdin: StdinSource): Promise<ExecOutcome> {
     const fault = this.#o.faults.commandFault(g.vmid, command);
     if (fault?.hang) return 'hang';
@@ -309,7 +336,7 @@ export class GuestRuntime {
       if (!(e instanceof InputPending)) throw e;
       r = run(await stdin.all);
     }
-    if (r.ms > 0) await new Promise((resolve) => setTimeout(resolve, r.ms));
+    if (r.ms > 0) await this.#sleep(r.ms);
     return { exitcode: r.exitcode, stdout: r.out, stderr: r.err, action: r.action };
   }
 }

@@ -64,6 +64,8 @@ test('every numeric flag is checked: integer, in range; a bad one is named and n
     ['--port', '0x50'],
     ['--latency', 'fast'],
     ['--task-duration', ' 10'],
+    ['--boot-delay', '-5'],
+    ['--guest-ssh-port', '70000'],
   ];
   for (const [flag, value] of bad) {
     const r = parseCli([`${flag}=${value}`]);
@@ -75,7 +77,20 @@ test('every numeric flag is checked: integer, in range; a bad one is named and n
   }
   const unknown = parseCli(['--nodez', '3']);
   assert.equal(unknown.kind, 'error');
-  const ok = parseCli(['--nodes', '2', '--guests', '0', '--port', '0', '--task-duration', '5', '--schema', 'x.js']);
+  const ok = parseCli([
+    '--nodes',
+    '2',
+    '--guests',
+    '0',
+    '--port',
+    '0',
+    '--task-duration',
+    '5',
+    '--guest-ssh-port',
+    '0',
+    '--schema',
+    'x.js',
+  ]);
   assert.deepEqual(ok, {
     kind: 'run',
     quiet: false,
@@ -87,6 +102,8 @@ test('every numeric flag is checked: integer, in range; a bad one is named and n
       tls: false,
       latency: 0,
       taskDuration: 5,
+      bootDelayMs: 200,
+      guestSshPort: 0,
       schemaPath: 'x.js',
     },
   });

@@ -108,3 +108,32 @@ test('the request log records content type and parameter names, never values', a
   for (const value of [secret, 'form body', 'json body']) assert.ok(!logged.includes(value), `${value} not logged`);
   assert.deepEqual(s.violations, []);
 });
+
+test("guest command faults apply to the agent's exec too: an exit status, or a command that never exits", async () => {
+  const s = await sim({ nodes: 1, guests: [{ vmid: 100, node: 'pve1', status: 'running' }] });
+  const api = new Raw(s).useToken();
+  s.faults.guest(100, {
+    commands: [
+      { match: /^systemctl is-system-running/, exitcode: 1, stdout: 'degraded\n' },
+      { match: 'cloud-init', hang: true },
+    ],
+  });
+  const run = async (command: string) => {
+    // A JSON body carries the argument vector as an array, as clients send it.
+    const body = { command: command.split(' ') } as unknown as Record<string, string>;
+    const started = await api.call('POST', '/nodes/pve1/qemu/100/agent/exec', body, true);
+    const pid = (started.body.data as { pid: number }).pid;
+    return (await api.get('/nodes/pve1/qemu/100/agent/exec-status', { pid })).body.data;
+  };
+  assert.deepEqual(await run('systemctl is-system-running --wait'), {
+    exited: 1,
+    exitcode: 1,
+    'out-data': 'degraded\n',
+  });
+  assert.deepEqual(await run('cloud-init status --wait'), { exited: 0 });
+  s.clock.advance(24 * 3600_000);
+  assert.deepEqual(await run('cloud-init status --wait'), { exited: 0 }, 'still running a day later');
+  s.faults.guest(100, undefined);
+  assert.deepEqual(await run('cloud-init status --wait'), { exited: 1, exitcode: 0, 'out-data': 'status: done\n' });
+  assert.deepEqual(s.violations, []);
+});

@@ -157,9 +157,10 @@ test('reboot drops SSH and brings it back after the boot delay; stop and destroy
   assert.equal(await refused(again.host, again.port), true);
   await assert.rejects(s.waitForGuestSsh(9103), /VM 9103 is not running/);
 
-  // A start that never finishes booting, then a stop: the waiter hears of it.
-  await power(api, 9103, 'start');
+  // Waiting from the moment the start is asked for; the guest never finishes booting, the VM stops.
+  const start = await api.post('/nodes/pve1/qemu/9103/status/start');
   const waiting = assert.rejects(s.waitForGuestSsh(9103), /VM 9103 stopped/);
+  assert.equal((await api.wait(String(start.body.data))).exitstatus, 'OK');
   await power(api, 9103, 'stop');
   await waiting;
   const destroy = await api.del('/nodes/pve1/qemu/9103');
