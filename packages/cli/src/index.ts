@@ -3,6 +3,7 @@ export { Client, segment } from './client.js';
 export * from './config.js';
 export * from './errors.js';
 export { run } from './main.js';
+export type { Io } from './program.js';
 export {
   createStageRenderer,
   formatElapsed,

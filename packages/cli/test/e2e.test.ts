@@ -159,6 +159,8 @@ describe('vmplane end to end (serve, token, install, list, exec, logs, rm, Ctrl-
     assert.equal(code, 130, `${stdout}\n${stderr}`);
     assert.match(stderr, /cancel requested/);
     assert.doesNotMatch(stdout, /VM installation completed/);
+    assert.match(stdout, /^\[rollback > [^\]]+\] \[\+\] /m, 'the undo stages are shown');
+    assert.match(stdout.trimEnd().split('\n').at(-1) ?? '', /\[-\] .*cancelled/, 'the last event is an honest error');
     const list = await vmplane(['list', '--json'], { env: env() });
     assert.ok(!(JSON.parse(list.stdout) as { name: string }[]).some((i) => i.name === cancelled), list.stdout);
     const { stdout: lxdList } = await lxc(['list', '--format', 'json']);
