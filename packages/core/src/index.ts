@@ -28,6 +28,15 @@ export {
   UNDO_DELETE_INSTANCE as LXD_UNDO_DELETE_INSTANCE,
 } from './providers/lxd/index.js';
 export * from './providers/provider.js';
+export {
+  backendStatus as proxmoxBackendStatus,
+  createProxmoxProvider,
+  hypemanState as proxmoxState,
+  PROXMOX_UNDO,
+  type ProxmoxProvider,
+  type ProxmoxProviderOptions,
+  SharedDownloads,
+} from './providers/proxmox/index.js';
 export * from './ssh/index.js';
 export * from './store/contract.js';
 export { MIGRATIONS, migrateToLatest, StoreMigrationError } from './store/migrations.js';

@@ -246,5 +246,9 @@ export interface Provider {
   deleteSnapshot?(ref: ProviderRef, name: string, opts?: CallOptions): Promise<void>;
   standby?(ref: ProviderRef, opts?: CallOptions): Promise<void>;
   resume?(ref: ProviderRef, opts?: CallOptions): Promise<void>;
-  fork?(ref: ProviderRef, name: string, opts?: CallOptions): Promise<ProviderRef>;
+  /**
+   * A copy of the guest named `name`. `vmid`: the id core reserved for the copy, for backends
+   * whose ids are cluster-wide (Proxmox); others ignore it.
+   */
+  fork?(ref: ProviderRef, name: string, opts?: CallOptions & { vmid?: number }): Promise<ProviderRef>;
 }

@@ -213,3 +213,79 @@ export async function startSshServer(
     close,
   };
 }
+
+// --- the Proxmox simulator and a provider over it --------------------------------------------
+
+export const GATEWAY = '127.77.0.1';
+
+/** Commands the init step runs that the simulator's built-in shell does not know, answered 0. */
+const SCRIPTED = /apt-get|dnf |hostnamectl|useradd|usermod|getent|authorized_keys/;
+
+export interface SimWorld {
+  sim: import('@vmplane/proxmox-sim').Simulator;
+  /** Commands run in guests over SSH that the test's script answered (vmid, user, command, stdin). */
+  guestCommands: { vmid: number; user: string; command: string; stdin: string }[];
+  /** The port guests serve SSH on in this file. */
+  sshPort: number;
+}
+
+/**
+ * A simulator for one test file, closed after it. Guests' package managers and the like are
+ * scripted (exit 0, recorded); `sudo`, `chpasswd`, `cloud-init status`, `systemctl` and `true`
+ * are the simulator's own.
+ */
+export async function startSim(
+  options: import('@vmplane/proxmox-sim').SimulatorOptions = {},
+  answer?: (c: {
+    vmid: number;
+    user: string;
+    command: string;
+    stdin: string;
+  }) => { exitcode?: number; stdout?: string; stderr?: string } | undefined,
+): Promise<SimWorld> {
+  const { startSimulator } = await import('@vmplane/proxmox-sim');
+  const guestCommands: SimWorld['guestCommands'] = [];
+  // A port of this file's own: test files run side by side, guests of each on 127.77.0.<vmid>.
+  const sshPort = 20_000 + Math.floor(Math.random() * 20_000);
+  const sim = await startSimulator({
+    nodes: 2,
+    guests: 0,
+    taskDuration: 20,
+    bootDelayMs: 50,
+    guestSshPort: sshPort,
+    guestExec: async (req) => {
+      const c = { vmid: req.vmid, user: req.user, command: req.command, stdin: await req.stdin };
+      const own = answer?.(c);
+      if (own) {
+        guestCommands.push(c);
+        return own;
+      }
+      if (!SCRIPTED.test(req.command)) return undefined;
+      guestCommands.push(c);
+      return { exitcode: 0, stdout: '' };
+    },
+    ...options,
+  });
+  after(() => sim.close());
+  return { sim, guestCommands, sshPort };
+}
+
+/** The files a loopback mirror serves for `images`: each image and its checksum file, official layout. */
+export function mirrorFiles(
+  catalogue: import('../../src/images/catalogue.js').ImageCatalogue,
+  names: readonly string[],
+  body: Buffer = tinyQcow2(),
+): Record<string, Buffer | string> {
+  const files: Record<string, Buffer | string> = {};
+  for (const name of names) {
+    const image = catalogue.get(name);
+    const rel = (u: string) => new URL(u).pathname;
+    files[rel(image.url)] = body;
+    const hex = sha(image.checksumAlgorithm, body);
+    files[rel(image.checksumUrl)] =
+      image.checksumFormat === 'bsd'
+        ? `# ${image.file}: ${body.length} bytes\nSHA256 (${image.file}) = ${hex}\n`
+        : `${hex}  ${image.file}\n`;
+  }
+  return files;
+}
