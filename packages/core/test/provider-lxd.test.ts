@@ -122,29 +122,34 @@ describe('LXD provider against the daemon', () => {
   test('watch reports a stop made directly through the client', async () => {
     const controller = new AbortController();
     const seen: GuestChange[] = [];
+    let live: () => void = () => {};
+    const isLive = new Promise<void>((resolve) => {
+      live = resolve;
+    });
     const watching = (async () => {
       for await (const change of provider.watch(controller.signal)) {
-        if (change.ref.type === 'lxd' && change.ref.name === name) {
-          seen.push(change);
-          if (change.guest?.state === 'Stopped') break;
-        }
+        if (change.ref.type !== 'lxd' || change.ref.name !== name) continue;
+        seen.push(change);
+        live();
+        if (change.event === 'instance-stopped') break;
       }
     })();
-    // The stream connects on its own schedule; a stop before it listens would be missed, so give
-    // it its first event (a config change) and wait for that before stopping.
-    let ready = false;
-    while (!ready) {
+    // The stream connects on its own schedule and a stop before it listens would be missed: change
+    // a tag until the watch reports one, then stop.
+    let answered = false;
+    void isLive.then(() => {
+      answered = true;
+    });
+    while (!answered) {
       await lxd.instances.patch(name, { config: { 'user.vmplane.tag.watch': String(Date.now()) } });
-      await new Promise((r) => setTimeout(r, 200));
-      ready = seen.length > 0;
+      await Promise.race([isLive, new Promise((r) => setTimeout(r, 200))]);
     }
     await lxd.instances.stop(name, { force: true });
     await watching;
     controller.abort();
     const last = seen.at(-1);
-    assert.equal(last?.kind, 'updated');
-    assert.equal(last?.guest?.state, 'Stopped');
-    assert.deepEqual(last?.ref, ref);
+    assert.deepEqual(last, { kind: 'updated', ref, event: 'instance-stopped' });
+    assert.equal((await provider.get(ref))?.state, 'Stopped');
 
     await provider.start(ref);
     await provider.waitReady(ref, { timeout: 60_000 });

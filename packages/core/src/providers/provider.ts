@@ -46,6 +46,8 @@ export interface GuestChange {
   ref: ProviderRef;
   /** The guest after the change, when the provider knows it without another call. */
   guest?: ObservedGuest;
+  /** The backend's own name for what happened (LXD's `instance-stopped`), for logs and tests. */
+  event?: string;
 }
 
 export interface NodeCapacity {

@@ -305,7 +305,10 @@ export function installPlan(deps: InstallDeps, spec: InstallSpec): InstallPlan {
     'VM initialization > waiting for ready': async (s) => {
       const lxd = await client(s);
       const instance = await lxd.instances.get(spec.name, { signal: s.signal });
-      if (instance.status !== 'Running') {
+      if (instance.status === 'Frozen') {
+        await s.log(`unfreezing ${spec.name}`);
+        await lxd.instances.unfreeze(spec.name, { signal: s.signal });
+      } else if (instance.status !== 'Running') {
         await s.log(`starting ${spec.name}`);
         await lxd.instances.start(spec.name, ctx.long(s.signal));
       }

@@ -215,14 +215,7 @@ export function createLxdProvider(options: LxdProviderOptions): LxdProvider {
     used,
 
     watch(signal) {
-      return watchGuests(
-        {
-          ctx,
-          get: (ref, s) => get(ref, { signal: s }),
-          kindOf: (name) => kinds.get(name) ?? 'container',
-        },
-        signal,
-      );
+      return watchGuests({ ctx, kindOf: (name) => kinds.get(name) ?? 'container' }, signal);
     },
 
     install(spec: InstallSpec): InstallPlan {

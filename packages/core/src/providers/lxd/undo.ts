@@ -30,8 +30,12 @@ export interface DeleteImagePayload {
  * configuration than the provider's own.
  */
 export function undoHandlers(ctx: LxdContext): Record<string, UndoHandler> {
+  // A forced stop and delete can outlast the client's 30 s default: the engine's own bound, or ours.
+  const bounded = (opts: CallOptions): CallOptions =>
+    opts?.timeout === undefined ? ctx.long(opts?.signal) : callOptions(opts);
   return {
-    [UNDO_DELETE_INSTANCE]: async (payload, opts) => {
+    [UNDO_DELETE_INSTANCE]: async (payload, given) => {
+      const opts = bounded(given);
       const project = text(payload, 'project');
       const name = text(payload, 'name');
       const lxd = await inProject(ctx, project, opts);
@@ -47,7 +51,8 @@ export function undoHandlers(ctx: LxdContext): Record<string, UndoHandler> {
       }
       await deleteInstance(lxd, name, opts);
     },
-    [UNDO_DELETE_IMAGE]: async (payload, opts) => {
+    [UNDO_DELETE_IMAGE]: async (payload, given) => {
+      const opts = bounded(given);
       const project = text(payload, 'project');
       const fingerprint = text(payload, 'fingerprint');
       const lxd = await inProject(ctx, project, opts);

@@ -1,7 +1,7 @@
-import { backoffDelay, NotFoundError, sleep } from '@vmplane/common';
+import { backoffDelay, sleep } from '@vmplane/common';
 import { type LxdEvent, nameFromUrl } from '@vmplane/lxd';
 import type { LxdRef } from '../../model/instance.js';
-import type { GuestChange, ObservedGuest } from '../provider.js';
+import type { GuestChange } from '../provider.js';
 import type { LxdContext } from './context.js';
 
 /** The guest behind a lifecycle event, when it is an instance's (or its snapshot's, backup's, ...). */
@@ -35,20 +35,22 @@ export function changeKind(action: string): GuestChange['kind'] {
 
 export interface WatchDeps {
   ctx: LxdContext;
-  /** The guest now, undefined when gone (one GET per event: events do not carry the state). */
-  get(ref: LxdRef, signal: AbortSignal): Promise<ObservedGuest | undefined>;
   /** The last kind seen of a name (events do not say whether it is a container or a VM). */
   kindOf(name: string): LxdRef['kind'];
 }
 
 /**
- * LXD's lifecycle events of the project as GuestChanges, until `signal` aborts. The client's
- * EventStream reconnects by itself with capped backoff; when it gives up (an overflow, or a
- * failure it does not retry) a new stream is opened after a backoff of our own. Events of a gap
- * are not replayed: the engine's reconcile finds what changed meanwhile.
+ * LXD's lifecycle events of the project as GuestChanges, until `signal` aborts. Events carry no
+ * state, and the contract's `guest` is for what is known without another call, so changes come
+ * without it (a reader that wants the guest reads it, or reconciles); `event` names LXD's action.
+ *
+ * The client's EventStream reconnects by itself with capped backoff; when it gives up (an
+ * overflow, or a failure it does not retry) a new stream is opened after a backoff of our own.
+ * Events of a gap are not replayed: the engine's reconcile finds what changed meanwhile.
  */
 export async function* watchGuests(deps: WatchDeps, signal: AbortSignal): AsyncGenerator<GuestChange> {
   const { ctx } = deps;
+  const ref = (name: string): LxdRef => ({ type: 'lxd', project: ctx.project, name, kind: deps.kindOf(name) });
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       const lxd = await ctx.client({ signal });
@@ -60,13 +62,11 @@ export async function* watchGuests(deps: WatchDeps, signal: AbortSignal): AsyncG
         const target = lifecycleTarget(event);
         if (!target) continue;
         if (target.oldName !== undefined) {
-          yield { kind: 'deleted', ref: refFor(ctx, target.oldName, deps.kindOf(target.oldName)) };
-          yield await withGuest(deps, 'created', target.name, signal);
-          continue;
+          yield { kind: 'deleted', ref: ref(target.oldName), event: target.action };
+          yield { kind: 'created', ref: ref(target.name), event: target.action };
+        } else {
+          yield { kind: changeKind(target.action), ref: ref(target.name), event: target.action };
         }
-        const kind = changeKind(target.action);
-        if (kind === 'deleted') yield { kind, ref: refFor(ctx, target.name, deps.kindOf(target.name)) };
-        else yield await withGuest(deps, kind, target.name, signal);
       }
       if (signal.aborted) return;
     } catch {
@@ -79,27 +79,5 @@ export async function* watchGuests(deps: WatchDeps, signal: AbortSignal): AsyncG
     } catch {
       return;
     }
-  }
-}
-
-function refFor(ctx: LxdContext, name: string, kind: LxdRef['kind']): LxdRef {
-  return { type: 'lxd', project: ctx.project, name, kind };
-}
-
-async function withGuest(
-  deps: WatchDeps,
-  kind: 'created' | 'updated',
-  name: string,
-  signal: AbortSignal,
-): Promise<GuestChange> {
-  const ref = refFor(deps.ctx, name, deps.kindOf(name));
-  try {
-    const guest = await deps.get(ref, signal);
-    // Gone by the time we asked: a delete event follows (or was first), say so at once.
-    if (!guest) return { kind: 'deleted', ref };
-    return { kind, ref: guest.ref, guest };
-  } catch (error) {
-    if (error instanceof NotFoundError) return { kind: 'deleted', ref };
-    return { kind, ref };
   }
 }
