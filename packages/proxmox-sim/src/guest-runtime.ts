@@ -129,11 +129,6 @@ export class GuestRuntime {
     });
   }
 
-  /** Whether the guest agent can answer (the OS has booted and the agent was not silenced). */
-  agentSilent(vmid: number): boolean {
-    return this.#o.faults.guestFaults(vmid)?.agent === 'silent';
-  }
-
   /** Boots whose time has come. */
   tick(): void {
     const now = this.#o.clock.now();

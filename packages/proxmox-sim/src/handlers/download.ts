@@ -24,7 +24,7 @@ export interface DownloadSettings {
 
 const PLACEHOLDER_SIZE = 512 * MiB;
 
-/** A downloaded file the simulator does not have: seeded volumes, placeholders. */
+/** The digest of a file whose bytes the simulator never had (a seeded volume): that of no bytes. */
 const EMPTY_DIGEST = (algorithm: ChecksumAlgorithm) => createHash(algorithm).digest('hex');
 
 interface DownloadRequest {
