@@ -37,7 +37,6 @@ export async function buildServer(opts: BuildOptions): Promise<FastifyInstance> 
     // The client address is worked out by auth.ts from trusted proxies only; Fastify's own
     // trustProxy stays off so request.ip is always the socket's peer.
     trustProxy: false,
-    disableRequestLogging: false,
     return503OnClosing: true,
   });
 
