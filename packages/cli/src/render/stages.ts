@@ -189,7 +189,7 @@ export class TtyRenderer implements StageRenderer {
     // Two columns for the icon and its space; the elapsed time is kept whole at the end.
     const text = truncate(`${head}${stage.message}`, this.#width() - 2 - elapsed.length);
     const styled = stage.step === '' ? text : `${p.bold(text.slice(0, head.length))}${text.slice(head.length)}`;
-    return `${icon} ${styled}${p.dim(elapsed)}`;
+    return `${icon} ${styled}${elapsed === '' ? '' : p.dim(elapsed)}`;
   }
 
   #width(): number {
