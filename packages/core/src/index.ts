@@ -3,6 +3,7 @@ export * from './alloc/gopveqemu.js';
 export { formatIpv4, parseCidr, parseIpv4 } from './alloc/ipv4.js';
 export * from './control/allocation.js';
 export * from './control/api.js';
+export * from './control/fork.js';
 export * from './control/install.js';
 export * from './control/lifecycle.js';
 export * from './control/plane.js';

@@ -66,6 +66,18 @@ export interface ControlPlaneApi {
     idOrName: string,
     change: { vcpus?: number; memoryMiB?: number; growDiskGiB?: number; node?: string },
   ): Promise<Started>;
+  /** hypeman's fork: a copy under a new name (LXD copy, Proxmox full clone), with its own id. */
+  fork(
+    idOrName: string,
+    req: { name: string; fromRunning?: boolean; targetState?: InstanceState },
+  ): Promise<{ instance: Instance; operation: OperationRecord }>;
+  /** Takes (`stateful`: with memory where the backend can), restores or deletes a snapshot. */
+  snapshot(
+    idOrName: string,
+    action: 'create' | 'restore' | 'delete',
+    name: string,
+    opts?: { stateful?: boolean },
+  ): Promise<Started>;
   updateInstance(
     idOrName: string,
     change: { env?: Record<string, string>; expires_at?: string | null },

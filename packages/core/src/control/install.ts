@@ -159,6 +159,8 @@ export function installStages(job: InstallJob, state: InstallState, ids: { insta
           async run(ctx) {
             const own = await plan[name](ctx, state);
             if (!state.ref) throw new Error(`provider ${job.provider.name} created a guest without saying where`);
+            // An LXD guest has no VMID of its own: the id vmplane allocated goes with its reference.
+            if (state.ref.type === 'lxd' && state.vmid !== undefined) state.ref = { ...state.ref, vmid: state.vmid };
             await ctx.registerUndo(CORE_UNDO.deleteInstanceRecord, { id: ids.instanceId });
             const now = new Date().toISOString();
             record = {

@@ -1,14 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type { CallOptions, Logger } from '@vmplane/common';
 import { silentLogger } from '@vmplane/common';
 import { type BusListener, type BusMessage, EventBus } from '../engine/bus.js';
-import { Engine, type StageDef, type Started, type StartRequest } from '../engine/runner.js';
+import { Engine, IdempotencyKeyReused, type StageDef, type Started, type StartRequest } from '../engine/runner.js';
 import type { OperationEvent } from '../engine/stage.js';
-import { AmbiguousError, InvalidRequestError, NotFoundInStoreError, UnsupportedError } from '../errors.js';
+import {
+  AmbiguousError,
+  InvalidRequestError,
+  InvalidStateError,
+  NotFoundInStoreError,
+  UnsupportedError,
+} from '../errors.js';
 import type { Instance, InstanceState } from '../model/instance.js';
 import { assertCanDo, type InstanceAction } from '../model/transitions.js';
 import type { ExecRequest, GuestProcess, GuestStats, NodeCapacity, PathInfo, Provider } from '../providers/provider.js';
 import type { InstanceFilter, OperationRecord, OperationStatus, Store } from '../store/contract.js';
 import type { ControlPlaneApi, InstallRequest, LifecycleAction, ProviderInfo } from './api.js';
+import { forkStages, snapshotStages } from './fork.js';
 import { CORE_UNDO, type InstallAllocator, installStages, newInstanceId } from './install.js';
 import { lifecycleStages, resizeStages } from './lifecycle.js';
 import { ProviderRegistry } from './providers.js';
@@ -121,8 +129,28 @@ export class ControlPlane implements ControlPlaneApi {
     const provider = this.registry.resolve(req.provider);
     ProviderRegistry.require(provider, 'install');
     ProviderRegistry.require(provider, req.spec.kind === 'vm' ? 'vms' : 'containers');
+    // The key first: a replay of an install whose instance now exists must get its operation back,
+    // not "the name is taken".
+    const operationId = randomUUID();
+    if (req.idempotency) {
+      const claim = await this.store.idempotency.claim({ ...req.idempotency, operationId });
+      if (claim.kind === 'conflict')
+        throw new IdempotencyKeyReused(
+          `Idempotency-Key ${JSON.stringify(req.idempotency.key)} was used with another body`,
+        );
+      if (claim.kind === 'existing') {
+        const operation = await this.store.operations.get(claim.operationId);
+        if (operation) return { operation, existing: true };
+      }
+    }
+    const forget = async () => {
+      if (req.idempotency) await this.store.idempotency.forget(req.idempotency.key, req.idempotency.scope);
+    };
     const taken = (await this.store.instances.list()).some((i) => i.name === req.spec.name);
-    if (taken) throw new InvalidRequestError({ message: `an instance named ${req.spec.name} exists`, field: 'name' });
+    if (taken) {
+      await forget();
+      throw new InvalidRequestError({ message: `an instance named ${req.spec.name} exists`, field: 'name' });
+    }
     const instanceId = newInstanceId();
     const state: Parameters<typeof installStages>[1] = {};
     const job: Parameters<typeof installStages>[0] = {
@@ -136,6 +164,7 @@ export class ControlPlane implements ControlPlaneApi {
     if (req.record) job.record = req.record;
     const { password: _secret, ...safeSpec } = req.spec;
     const start: StartRequest = {
+      id: operationId,
       kind: 'install',
       request: { ...safeSpec, ...(req.requestedId === undefined ? {} : { id: req.requestedId }), instanceId },
       instanceId,
@@ -164,8 +193,12 @@ export class ControlPlane implements ControlPlaneApi {
         { step: 'VM initialization > finalizing', message: `[*] IP: ${state.ipv4 ?? ''}` },
         { step: 'VM initialization > finalizing', message: `[*] User: ${req.spec.user ?? ''}` },
       ];
-    if (req.idempotency) start.idempotency = req.idempotency;
-    return this.#startBusy(instanceId, start);
+    try {
+      return await this.#startBusy(instanceId, start);
+    } catch (error) {
+      await forget();
+      throw error;
+    }
   }
 
   async createInstance(req: InstallRequest): Promise<{ instance: Instance; operation: OperationRecord }> {
@@ -231,6 +264,71 @@ export class ControlPlane implements ControlPlaneApi {
       instanceId: instance.id,
       provider: provider.name,
       stages,
+    });
+  }
+
+  async fork(idOrName: string, req: { name: string; fromRunning?: boolean; targetState?: InstanceState }) {
+    const source = await this.getInstance(idOrName);
+    if (source.state === 'Running' && !req.fromRunning)
+      throw new InvalidStateError({
+        state: source.state,
+        action: 'fork',
+        message:
+          'invalid state transition: cannot fork from state Running (set from_running=true to allow standby+restore flow)',
+      });
+    assertCanDo('fork', source.state);
+    const provider = this.#providerOf(source);
+    ProviderRegistry.require(provider, 'fork');
+    if ((await this.store.instances.list()).some((i) => i.name === req.name))
+      throw new InvalidRequestError({ message: `an instance named ${req.name} exists`, field: 'name' });
+    const instanceId = newInstanceId();
+    const job: Parameters<typeof forkStages>[0] = {
+      source,
+      provider,
+      store: this.store,
+      allocator: this.#allocator,
+      name: req.name,
+      instanceId,
+      publish: (m) => this.bus.publish(m),
+    };
+    if (req.targetState !== undefined) job.targetState = req.targetState;
+    const started = await this.#startBusy(source.id, {
+      kind: 'fork',
+      request: { instance: source.id, name: req.name, instanceId },
+      instanceId,
+      provider: provider.name,
+      stages: forkStages(job),
+    });
+    const done = await this.engine.finished(started.operation.id);
+    if (done?.status !== 'succeeded')
+      throw new InvalidRequestError({ message: done?.error?.message ?? 'the fork failed' });
+    return { instance: await this.getInstance(instanceId), operation: done };
+  }
+
+  async snapshot(
+    idOrName: string,
+    action: 'create' | 'restore' | 'delete',
+    name: string,
+    opts: { stateful?: boolean } = {},
+  ) {
+    const instance = await this.getInstance(idOrName);
+    if (action === 'create') assertCanDo('snapshot', instance.state);
+    const provider = this.#providerOf(instance);
+    ProviderRegistry.require(provider, action === 'restore' ? 'snapshot-restore' : 'snapshots');
+    return this.#startBusy(instance.id, {
+      kind: `snapshot-${action}`,
+      request: { instance: instance.id, name },
+      instanceId: instance.id,
+      provider: provider.name,
+      stages: snapshotStages({
+        instance,
+        provider,
+        store: this.store,
+        action,
+        name,
+        stateful: opts.stateful ?? false,
+        publish: (m) => this.bus.publish(m),
+      }),
     });
   }
 

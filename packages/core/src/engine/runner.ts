@@ -33,6 +33,8 @@ export interface EngineOptions {
 }
 
 export interface StartRequest {
+  /** The operation's id, when the caller has claimed an idempotency key for it already. */
+  id?: string;
   kind: string;
   /** Journal-safe: the caller has taken the secrets out. */
   request: Record<string, unknown>;
@@ -91,7 +93,7 @@ export class Engine {
 
   /** Records the operation and runs it in the background. Resolves once it is recorded. */
   async start(req: StartRequest): Promise<Started> {
-    const id = randomUUID();
+    const id = req.id ?? randomUUID();
     if (req.idempotency) {
       const claim = await this.#store.idempotency.claim({ ...req.idempotency, operationId: id });
       if (claim.kind === 'conflict')

@@ -28,6 +28,8 @@ export interface LxdRef {
   project: string;
   name: string;
   kind: 'container' | 'virtual-machine';
+  /** The numeric id vmplane allocated (go-pve-qemu's `id`, which its `/api/vm/:id` routes take). */
+  vmid?: number;
 }
 
 /** Where a Proxmox guest lives: its node and VMID, as a QEMU VM or an LXC container. */
