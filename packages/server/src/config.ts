@@ -25,6 +25,21 @@ export interface ProxmoxProviderConfig {
   fingerprint?: string;
   ca?: string;
   insecure?: boolean;
+  /** Where VM disks go; default go-pve-qemu's ASSIGN_STORAGE, else `local-lvm`. */
+  storage?: string;
+  /** Where cloud images are downloaded (content `import`); default `local`. */
+  imageStorage?: string;
+  /** Where guests are made; default go-pve-qemu's MAIN_NODE, else the first online node. */
+  mainNode?: string;
+  /** The guests' gateway; default go-pve-qemu's GATEWAY (one of the two is required). */
+  gateway?: string;
+  bridge?: string;
+  nameserver?: string;
+  /** The port guests serve SSH on (default 22). */
+  sshPort?: number;
+  readiness?: 'ssh' | 'agent';
+  /** This provider's readiness deadline (ms); default the top-level `readinessTimeoutMs`. */
+  readinessTimeoutMs?: number;
 }
 
 /** The config file (YAML or JSON), as the issue gives its shape. */
@@ -33,6 +48,14 @@ export interface FileConfig {
   providers: Record<string, ProviderConfig>;
   gopveqemu?: GoPveQemuSettings;
   server?: { trustedProxies?: string[]; allowIps?: string[]; bodyLimit?: number; apiAuth?: 'token' | 'allowlist' };
+  /** Cloud images (Proxmox): a base URL per OS replacing the official one (mirrors, tests). */
+  images?: { mirrors?: Partial<Record<'debian' | 'ubuntu' | 'rocky', string>> };
+  /** How long an install, start or reboot waits for a guest to answer (ms); default 5 min. */
+  readinessTimeoutMs?: number;
+  /** An install's whole deadline (ms); default 20 min. */
+  installTimeoutMs?: number;
+  /** How often every provider is listed to reconcile state (ms); default 2 s. */
+  reconcileIntervalMs?: number;
 }
 
 const LXD_SOCKETS = ['/var/snap/lxd/common/lxd/unix.socket', '/var/lib/lxd/unix.socket'];
@@ -57,7 +80,16 @@ export async function loadConfig(path: string | undefined, env: NodeJS.ProcessEn
   const raw: unknown = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: the config must be a mapping`);
   const obj = raw as Record<string, unknown>;
-  const known = new Set(['defaultProvider', 'providers', 'gopveqemu', 'server']);
+  const known = new Set([
+    'defaultProvider',
+    'providers',
+    'gopveqemu',
+    'server',
+    'images',
+    'readinessTimeoutMs',
+    'installTimeoutMs',
+    'reconcileIntervalMs',
+  ]);
   for (const k of Object.keys(obj)) if (!known.has(k)) throw new Error(`${path}: unknown key ${JSON.stringify(k)}`);
   const providers: Record<string, ProviderConfig> = {};
   const given = (obj.providers ?? {}) as Record<string, unknown>;
@@ -75,6 +107,20 @@ export async function loadConfig(path: string | undefined, env: NodeJS.ProcessEn
   if (obj.gopveqemu && typeof obj.gopveqemu === 'object')
     out.gopveqemu = settingsFrom(obj.gopveqemu as Record<string, unknown>);
   if (obj.server && typeof obj.server === 'object') out.server = obj.server as NonNullable<FileConfig['server']>;
+  if (obj.images !== undefined) {
+    const images = obj.images as Record<string, unknown> | null;
+    if (!images || typeof images !== 'object' || Array.isArray(images))
+      throw new Error(`${path}: images must be a mapping`);
+    for (const k of Object.keys(images)) if (k !== 'mirrors') throw new Error(`${path}: unknown key images.${k}`);
+    out.images = images as NonNullable<FileConfig['images']>;
+  }
+  for (const k of ['readinessTimeoutMs', 'installTimeoutMs', 'reconcileIntervalMs'] as const) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      throw new Error(`${path}: ${k} must be a positive whole number of milliseconds`);
+    out[k] = v;
+  }
   return out;
 }
 

@@ -1,9 +1,30 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import type { ControlPlaneApi, InstallAllocator, Provider, Store } from '@vmplane/core';
-import * as core from '@vmplane/core';
+import { join } from 'node:path';
+import {
+  type AllocationPolicy,
+  ControlPlane,
+  type ControlPlaneApi,
+  type ControlPlaneOptions,
+  createLxdProvider,
+  createProxmoxProvider,
+  GoPveQemuAllocator,
+  type InstallAllocator,
+  type LxdProviderOptions,
+  openStore,
+  PolicyAllocator,
+  type Provider,
+  type ProxmoxProviderOptions,
+  type Store,
+} from '@vmplane/core';
 import type { FastifyInstance } from 'fastify';
-import { type FileConfig, goPveQemuSettings, loadConfig, type ProviderConfig } from './config.js';
+import {
+  type FileConfig,
+  goPveQemuSettings,
+  type LxdProviderConfig,
+  loadConfig,
+  type ProxmoxProviderConfig,
+} from './config.js';
 import { buildServer } from './server.js';
 import type { GoPveQemuSettings, ServerConfig } from './types.js';
 
@@ -19,6 +40,8 @@ export interface StartOptions {
   /** Fastify's logger (default: info lines on stderr). */
   logger?: ServerConfig['logger'];
   env?: NodeJS.ProcessEnv;
+  /** Where `.env` is read from (default the working directory). */
+  cwd?: string;
 }
 
 export interface StartedServer {
@@ -31,61 +54,91 @@ export interface StartedServer {
   close(): Promise<void>;
 }
 
-/** What a plane needs beyond the store: core's provider constructors and allocators, by name. */
-type CoreModule = Record<string, unknown>;
-
-/**
- * Builds the providers the config names from core's constructors. Proxmox waits on core's
- * provider (not in core yet): a configured one is refused at start with that reason, rather
- * than at the first request.
- */
-async function buildProviders(file: FileConfig): Promise<Provider[]> {
-  const mod = core as unknown as CoreModule;
-  const out: Provider[] = [];
-  for (const [name, cfg] of Object.entries(file.providers)) out.push(await buildProvider(mod, name, cfg));
-  return out;
-}
+/** How to connect, rather than a connected client (which has a `transport`). */
+type LxdConnectOptions = Exclude<NonNullable<LxdProviderOptions['client']>, { transport: unknown }>;
+type ProxmoxClientOptions = Exclude<ProxmoxProviderOptions['client'], { transport: unknown }>;
 
 async function pem(value: string | undefined): Promise<string | undefined> {
   if (value === undefined) return undefined;
   return value.includes('-----BEGIN') ? value : readFile(value, 'utf8');
 }
 
-async function buildProvider(mod: CoreModule, name: string, cfg: ProviderConfig): Promise<Provider> {
-  if (cfg.type === 'lxd') {
-    const create = mod.createLxdProvider as ((o: Record<string, unknown>) => Provider) | undefined;
-    if (typeof create !== 'function') throw new Error('this @vmplane/core has no LXD provider (createLxdProvider)');
-    const client: Record<string, unknown> = {};
-    if (cfg.socket) client.socketPath = cfg.socket;
-    if (cfg.url) client.url = cfg.url;
-    for (const k of ['cert', 'key', 'serverCert'] as const) {
-      const v = await pem(cfg[k]);
-      if (v !== undefined) client[k] = v;
-    }
-    const opts: Record<string, unknown> = { name, client };
-    if (cfg.project) opts.project = cfg.project;
-    return create(opts);
-  }
-  const create = mod.createProxmoxProvider as ((o: Record<string, unknown>) => Provider) | undefined;
-  if (typeof create !== 'function') throw new Error(`provider ${name}: this @vmplane/core has no Proxmox provider yet`);
-  const opts: Record<string, unknown> = { name, ...cfg };
-  if (cfg.ca) opts.ca = await pem(cfg.ca);
-  return create(opts);
+interface BuildContext {
+  file: FileConfig;
+  settings: GoPveQemuSettings;
+  dataDir: string;
 }
 
-function allocatorFor(store: Store, providers: Provider[], settings: GoPveQemuSettings): InstallAllocator {
-  const mod = core as unknown as CoreModule;
-  const Policy = mod.PolicyAllocator as (new (s: unknown, p: unknown) => InstallAllocator) | undefined;
-  const GoPve = mod.GoPveQemuAllocator as (new (s: unknown, c: unknown) => unknown) | undefined;
-  if (!Policy) throw new Error('this @vmplane/core exports no PolicyAllocator');
-  const policy: Record<string, unknown> = { idRange: { start: 100, end: 999_999 } };
-  if (settings.GATEWAY && GoPve) {
-    const cfg: Record<string, unknown> = { gateway: settings.GATEWAY };
-    if (settings.ASSIGN_IP_START !== undefined) cfg.ipStart = Math.max(100, settings.ASSIGN_IP_START);
-    if (settings.ASSIGN_IP_END !== undefined) cfg.ipEnd = Math.min(254, settings.ASSIGN_IP_END);
-    policy.gopveqemu = { allocator: new GoPve(store.allocations, cfg), providers: providers.map((p) => p.name) };
+/** The providers the config names, from core's constructors. */
+async function buildProviders(b: BuildContext): Promise<Provider[]> {
+  const out: Provider[] = [];
+  for (const [name, cfg] of Object.entries(b.file.providers))
+    out.push(cfg.type === 'lxd' ? await lxdProvider(name, cfg, b) : await proxmoxProvider(name, cfg, b));
+  return out;
+}
+
+async function lxdProvider(name: string, cfg: LxdProviderConfig, b: BuildContext): Promise<Provider> {
+  const client: LxdConnectOptions = {};
+  if (cfg.socket) client.socketPath = cfg.socket;
+  if (cfg.url) client.url = cfg.url;
+  for (const k of ['cert', 'key', 'serverCert'] as const) {
+    const v = await pem(cfg[k]);
+    if (v !== undefined) client[k] = v;
   }
-  return new Policy(store.allocations, policy);
+  const opts: LxdProviderOptions = { name, client };
+  if (cfg.project) opts.project = cfg.project;
+  if (b.file.readinessTimeoutMs !== undefined) opts.readinessTimeoutMs = b.file.readinessTimeoutMs;
+  return createLxdProvider(opts);
+}
+
+async function proxmoxProvider(name: string, cfg: ProxmoxProviderConfig, b: BuildContext): Promise<Provider> {
+  const tls: { fingerprint?: string; ca?: string; insecure?: boolean } = {};
+  if (cfg.fingerprint !== undefined) tls.fingerprint = cfg.fingerprint;
+  const ca = await pem(cfg.ca);
+  if (ca !== undefined) tls.ca = ca;
+  if (cfg.insecure === true) tls.insecure = true;
+  let client: ProxmoxClientOptions;
+  if (cfg.tokenId !== undefined && cfg.tokenSecret !== undefined)
+    client = { baseUrl: cfg.url, tokenId: cfg.tokenId, tokenSecret: cfg.tokenSecret, ...tls };
+  else if (cfg.username !== undefined && cfg.password !== undefined)
+    client = { baseUrl: cfg.url, username: cfg.username, password: cfg.password, ...tls };
+  else throw new Error(`provider ${name}: needs tokenId and tokenSecret, or username and password`);
+  const gateway = cfg.gateway ?? b.settings.GATEWAY;
+  if (!gateway) throw new Error(`provider ${name}: needs a gateway (go-pve-qemu's GATEWAY, or gateway:)`);
+  const network: ProxmoxProviderOptions['network'] = { gateway };
+  if (cfg.bridge) network.bridge = cfg.bridge;
+  if (cfg.nameserver) network.nameserver = cfg.nameserver;
+  const opts: ProxmoxProviderOptions = { name, client, sshKeyDir: join(b.dataDir, 'ssh'), network };
+  const storage = cfg.storage ?? b.settings.ASSIGN_STORAGE;
+  if (storage) opts.storage = storage;
+  if (cfg.imageStorage) opts.imageStorage = cfg.imageStorage;
+  const mainNode = cfg.mainNode ?? b.settings.MAIN_NODE;
+  if (mainNode) opts.mainNode = mainNode;
+  if (cfg.sshPort !== undefined) opts.sshPort = cfg.sshPort;
+  if (cfg.readiness) opts.readiness = cfg.readiness;
+  const ready = cfg.readinessTimeoutMs ?? b.file.readinessTimeoutMs;
+  if (ready !== undefined) opts.bootTimeoutMs = ready;
+  if (b.file.images?.mirrors) opts.catalogue = { mirrors: b.file.images.mirrors };
+  if (b.settings.VM_BALLOON_MIN !== undefined && b.settings.VM_BALLOON_MIN > 0)
+    opts.balloonMinMiB = b.settings.VM_BALLOON_MIN;
+  if (b.settings.VM_MAX_DISK !== undefined && b.settings.VM_MAX_DISK > 0) opts.maxDiskGiB = b.settings.VM_MAX_DISK;
+  return createProxmoxProvider(opts);
+}
+
+/**
+ * go-pve-qemu's VMID/IP rule for the Proxmox providers when GATEWAY is set (its reading of
+ * ASSIGN_IP_START/END); a numeric id from 100 up for everything else (LXD).
+ */
+function allocatorFor(store: Store, providers: Provider[], settings: GoPveQemuSettings): InstallAllocator {
+  const policy: AllocationPolicy = { idRange: { start: 100, end: 999_999 } };
+  const proxmox = providers.filter((p) => p.type === 'proxmox').map((p) => p.name);
+  if (settings.GATEWAY && proxmox.length > 0) {
+    const env: Record<string, string> = { GATEWAY: settings.GATEWAY };
+    if (settings.ASSIGN_IP_START !== undefined) env.ASSIGN_IP_START = String(settings.ASSIGN_IP_START);
+    if (settings.ASSIGN_IP_END !== undefined) env.ASSIGN_IP_END = String(settings.ASSIGN_IP_END);
+    policy.gopveqemu = { allocator: GoPveQemuAllocator.fromEnv(store.allocations, env), providers: proxmox };
+  }
+  return new PolicyAllocator(store.allocations, policy);
 }
 
 /**
@@ -96,18 +149,21 @@ function allocatorFor(store: Store, providers: Provider[], settings: GoPveQemuSe
 export async function startServer(opts: StartOptions): Promise<StartedServer> {
   const env = opts.env ?? process.env;
   const file = await loadConfig(opts.configPath, env);
-  const settings = await goPveQemuSettings(file, env);
-  const store = await core.openStore({ dataDir: opts.dataDir });
-  let plane: core.ControlPlane | undefined;
+  const settings = await goPveQemuSettings(file, env, opts.cwd);
+  const store = await openStore({ dataDir: opts.dataDir });
+  let plane: ControlPlane | undefined;
   try {
-    const providers = await buildProviders(file);
-    const planeOpts: core.ControlPlaneOptions = {
+    const providers = await buildProviders({ file, settings, dataDir: opts.dataDir });
+    const planeOpts: ControlPlaneOptions = {
       store,
       providers,
       allocator: allocatorFor(store, providers, settings),
     };
     if (file.defaultProvider !== undefined) planeOpts.defaultProvider = file.defaultProvider;
-    plane = new core.ControlPlane(planeOpts);
+    if (file.readinessTimeoutMs !== undefined) planeOpts.readyTimeoutMs = file.readinessTimeoutMs;
+    if (file.installTimeoutMs !== undefined) planeOpts.installTimeoutMs = file.installTimeoutMs;
+    if (file.reconcileIntervalMs !== undefined) planeOpts.reconcileIntervalMs = file.reconcileIntervalMs;
+    plane = new ControlPlane(planeOpts);
     await plane.start();
     const apiAuth = env.VMPLANE_API_AUTH === 'allowlist' ? 'allowlist' : (file.server?.apiAuth ?? 'token');
     const allow = settings.ALLOW_IPS ? settings.ALLOW_IPS.split(',') : file.server?.allowIps;
@@ -116,6 +172,7 @@ export async function startServer(opts: StartOptions): Promise<StartedServer> {
       apiAuth,
       gopveqemu: settings,
       providerTypes: Object.fromEntries(Object.entries(file.providers).map(([n, p]) => [n, p.type])),
+      ...(file.defaultProvider === undefined ? {} : { defaultProvider: file.defaultProvider }),
       logger: opts.logger ?? { level: env.VMPLANE_LOG_LEVEL ?? 'info', stream: process.stderr },
     };
     if (allow) config.allowIps = allow;

@@ -38,6 +38,8 @@ export interface ServerConfig {
   heartbeatMs?: number;
   /** Provider name to type, to pick image spellings (`debian-12` vs `debian/12`); else asked of the plane. */
   providerTypes?: Record<string, string>;
+  /** The provider a request without `provider` goes to (the plane's default); else the first of providerTypes. */
+  defaultProvider?: string;
   /** Fastify's logger: false (default), true, or pino options (a `stream` lets tests read the lines). */
   logger?: boolean | { level?: string; stream?: NodeJS.WritableStream };
 }

@@ -59,6 +59,8 @@ const typeCaches = new WeakMap<object, Promise<Map<string, string>>>();
 export async function providerType(deps: RouteDeps, name: string | undefined): Promise<string | undefined> {
   if (deps.config.providerTypes) {
     if (name !== undefined) return deps.config.providerTypes[name];
+    const fallback = deps.config.defaultProvider;
+    if (fallback !== undefined && fallback in deps.config.providerTypes) return deps.config.providerTypes[fallback];
     return Object.values(deps.config.providerTypes)[0];
   }
   let cached = typeCaches.get(deps.plane);
