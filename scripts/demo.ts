@@ -1,60 +1,129 @@
 /**
- * `npm start`: a container from the locally built busybox image, a command run in it, a file
- * pushed and pulled, the lifecycle events the daemon sent meanwhile, and the container deleted.
+ * `npm start`: vmplane on its embedded defaults (SQLite in .cache/demo, the local LXD daemon), an
+ * instance provisioned through the HTTP API with every stage shown as it happens, a command run in
+ * it over hypeman's exec WebSocket, and how to reach the API. In a terminal the server keeps
+ * serving until Ctrl-C; piped, it cleans up and exits.
  */
 import { randomBytes } from 'node:crypto';
-import { LxdClient, type LxdEvent } from '@vmplane/lxd';
+import { join } from 'node:path';
+import { startServer } from '@vmplane/server';
+import WebSocket from 'ws';
 
-const alias = process.env.VMPLANE_IMAGE_ALIAS ?? 'vmplane-busybox';
+const root = process.env.VMPLANE_ROOT ?? process.cwd();
+const os = 'busybox';
+const version = '1.35';
 const started = performance.now();
 const step = (text: string) =>
   console.log(`[${((performance.now() - started) / 1000).toFixed(2).padStart(6)} s] ${text}`);
 
-const lxd = await LxdClient.connect();
-const server = await lxd.server.get();
-step(
-  `connected to LXD ${server.environment.server_version} (${server.environment.storage} storage, ${server.api_extensions.length} API extensions)`,
-);
+const server = await startServer({
+  dataDir: join(root, '.cache', 'demo'),
+  port: Number(process.env.PORT ?? 0),
+  print: false,
+  handleSignals: false,
+  logger: { level: 'warn', stream: process.stderr },
+});
+const { url } = server;
+const { token, record } = await server.store.tokens.create({ scope: 'admin', name: `demo-${process.pid}` });
+const auth = { authorization: `Bearer ${token}` };
+step(`vmplane server listening on ${url} (data in .cache/demo)`);
 
 const name = `vmplane-demo-${randomBytes(3).toString('hex')}`;
-const events = lxd.events({ types: ['lifecycle'] });
-await events.ready();
-const seen: LxdEvent[] = [];
-const collecting = (async () => {
-  for await (const event of events)
-    if (event.type === 'lifecycle' && event.metadata.source.endsWith(`/${name}`)) seen.push(event);
-})();
-
+let failed = false;
 try {
-  await (await lxd.instances.createFromImage(name, { alias }, { description: 'vmplane demo' })).wait();
-  step(`created container ${name} from image ${alias}`);
-  await lxd.instances.start(name);
-  const state = await lxd.instances.state(name);
-  step(`started: ${state.status}, pid ${state.pid}`);
-
-  const run = await lxd.instances.exec(name, {
-    command: ['sh', '-c', 'echo "hello from $(hostname), kernel $(uname -r)"; exit 0'],
+  step(`POST /api/vm/install {"os":"${os}","version":"${version}","name":"${name}"}: the stages, live`);
+  const res = await fetch(`${url}/api/vm/install`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json', 'idempotency-key': name },
+    body: JSON.stringify({ os, version, name }),
   });
-  step(`exec -> exit ${run.exitCode}: ${run.stdout.toString().trim()}`);
+  if (!res.ok || !res.body) throw new Error(`install refused: ${res.status} ${await res.text()}`);
+  let ended = false;
+  for await (const event of sse(res.body)) {
+    if (event.event === 'close') break;
+    const e = JSON.parse(event.data) as { step?: string; status?: string; message?: string };
+    if (e.status === 'error') failed = true;
+    if (e.message !== undefined) step(`  ${e.status?.padEnd(10) ?? ''} ${e.step ? `${e.step}: ` : ''}${e.message}`);
+    ended = true;
+  }
+  if (!ended || failed) throw new Error('the install did not succeed');
 
-  const payload = randomBytes(64 * 1024);
-  await lxd.instances.files.push(name, '/root/payload.bin', payload, { mode: 0o640 });
-  const back = await lxd.instances.files.pull(name, '/root/payload.bin');
-  const same = back.type === 'file' && back.content.equals(payload);
-  step(`pushed and pulled 64 KiB: ${same ? 'identical' : 'DIFFERENT'}, mode ${back.mode.toString(8)}`);
-  if (!same) process.exitCode = 1;
+  const command = ['sh', '-c', 'echo "hello from $(hostname), kernel $(uname -r)"'];
+  const run = await exec(`${url.replace(/^http/, 'ws')}/instances/${name}/exec`, token, command);
+  step(`exec ${JSON.stringify(command)} -> exit ${run.exitCode}: ${run.output.trim()}`);
+  if (run.exitCode !== 0) failed = true;
 
-  await lxd.instances.stop(name);
-  step('stopped cleanly');
+  const list = (await (await fetch(`${url}/instances`, { headers: auth })).json()) as Array<{
+    name: string;
+    state: string;
+    network?: { ip?: string };
+  }>;
+  for (const i of list) step(`  instance ${i.name}: ${i.state}${i.network?.ip ? `, ${i.network.ip}` : ''}`);
+
+  // The token is the user's own, made for this run and revoked at its end: shown like `token create` shows one.
+  console.log(`
+The API is at ${url} (this run's admin token is revoked when the demo ends):
+  export VMPLANE_URL=${url} VMPLANE_TOKEN=${token}
+  curl -H "Authorization: Bearer $VMPLANE_TOKEN" $VMPLANE_URL/instances      # hypeman's API
+  curl -H "Authorization: Bearer $VMPLANE_TOKEN" $VMPLANE_URL/api/vm/list    # go-pve-qemu's API
+  npx vmplane list                                                            # the CLI
+  ${url}/openapi.json describes every route.`);
+  if (process.stdout.isTTY) {
+    console.log('\nServing until Ctrl-C; the demo instance and token are removed then.');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  }
+} catch (error) {
+  failed = true;
+  console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
 } finally {
-  await lxd.instances.delete(name, { force: true }).catch((e: unknown) => console.error('delete failed:', e));
-  step(`deleted ${name}`);
-  // Give the last lifecycle events a moment to arrive, then close the stream.
-  await new Promise((r) => setTimeout(r, 300));
-  events.close();
-  await collecting;
-  lxd.close();
+  const del = await fetch(`${url}/instances/${name}`, { method: 'DELETE', headers: auth }).catch(() => undefined);
+  step(`DELETE /instances/${name} -> ${del?.status ?? 'failed'}`);
+  await server.store.tokens.revoke(record.id);
+  await server.close();
+  step('server closed');
+}
+process.exitCode = failed ? 1 : 0;
+
+/** The events of a text/event-stream body. */
+async function* sse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event?: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const out: { event?: string; data: string } = { data: '' };
+      for (const line of block.split('\n')) {
+        if (line.startsWith('data: ')) out.data += line.slice(6);
+        else if (line.startsWith('event: ')) out.event = line.slice(7);
+      }
+      if (out.data || out.event) yield out;
+    }
+  }
 }
 
-console.log('\nLifecycle events seen:');
-for (const e of seen) if (e.type === 'lifecycle') console.log(`  ${e.timestamp}  ${e.metadata.action}`);
+/** hypeman's exec WebSocket: the command as the first text frame, output in binary frames, `{"exitCode":N}` last. */
+function exec(wsUrl: string, bearer: string, command: string[]): Promise<{ exitCode: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${bearer}` } });
+    let output = '';
+    ws.on('open', () => ws.send(JSON.stringify({ command, tty: false })));
+    ws.on('message', (data, isBinary) => {
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
+      if (isBinary) output += text;
+      else {
+        const exit = JSON.parse(text) as { exitCode?: number };
+        if (typeof exit.exitCode === 'number') {
+          ws.close();
+          resolve({ exitCode: exit.exitCode, output });
+        }
+      }
+    });
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`exec refused: ${res.statusCode}`)));
+    ws.on('error', reject);
+  });
+}

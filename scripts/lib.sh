@@ -177,10 +177,19 @@ ensure_images_built() {
   rm -rf "$work"
 }
 
+# The image under its test alias, and as `busybox/1.35`: go-pve-qemu's install names an image by
+# os and version, which the LXD provider looks up as the alias `<os>/<version>` (the demo's).
+OS_ALIAS="busybox/1.35"
 ensure_image_imported() {
-  if lxc image info "$IMAGE_ALIAS" >/dev/null 2>&1; then return 0; fi
-  log "importing the busybox image as $IMAGE_ALIAS"
-  lxc image import "$CACHE/images/unified.tar.gz" --alias "$IMAGE_ALIAS" >/dev/null
+  if ! lxc image info "$IMAGE_ALIAS" >/dev/null 2>&1; then
+    log "importing the busybox image as $IMAGE_ALIAS"
+    lxc image import "$CACHE/images/unified.tar.gz" --alias "$IMAGE_ALIAS" >/dev/null
+  fi
+  if ! lxc image info "$OS_ALIAS" >/dev/null 2>&1; then
+    local fingerprint
+    fingerprint="$(lxc image info "$IMAGE_ALIAS" | awk '/^Fingerprint:/ {print $2}')"
+    lxc image alias create "$OS_ALIAS" "$fingerprint" >/dev/null
+  fi
 }
 
 setup_lxd() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm start`: the demo. Sets up what it needs first.
+# `npm start`: vmplane on its embedded defaults, an install through its API shown live, a command in the guest. Sets up what it needs first.
 source "$(dirname "$0")/lib.sh"
 ensure_node_modules
 setup_lxd
