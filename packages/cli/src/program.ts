@@ -53,7 +53,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('--no-client-config', 'do not write ~/.config/vmplane/config.json')
     .action(async (flags) => {
       const { serve } = await import('./commands/serve.js');
-      setExit(await serve(flags, io));
+      setExit(await serve(flags, { ...io, ppid: () => process.ppid }));
     });
 
   const token = program.command('token').description('manage API tokens (reads the data directory directly)');

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BIN, vmplane } from './support/child.js';
 import { deleteInstances, lxc, lxdAvailable, type Served, startServe } from './support/serve.js';
@@ -165,5 +168,33 @@ describe('vmplane end to end (serve, token, install, list, exec, logs, rm, Ctrl-
     assert.ok(!(JSON.parse(list.stdout) as { name: string }[]).some((i) => i.name === cancelled), list.stdout);
     const { stdout: lxdList } = await lxc(['list', '--format', 'json']);
     assert.ok(!(JSON.parse(lxdList) as { name: string }[]).some((i) => i.name === cancelled), 'no guest left on LXD');
+  });
+
+  it('serve stops cleanly when its parent dies without passing SIGTERM on (npx under sh -c)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmpt-cli-orphan-'));
+    try {
+      // The trailing `:` keeps sh from exec-ing node, so sh stays the parent, as npm's `sh -c` does.
+      const script = `"${process.execPath}" "${BIN}" serve --port 0 --data-dir "${join(dir, 'data')}" --no-client-config; :`;
+      const sh = spawn('sh', ['-c', script], { env: env(), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      sh.stdout.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+      });
+      sh.stderr.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+      });
+      // The pipes close when the last holder, the node child, is gone.
+      const closed = new Promise<void>((resolve) => sh.stdout.on('close', () => resolve()));
+      await new Promise<void>((resolve) => {
+        const check = () => (/listening on/.test(out) ? resolve() : setTimeout(check, 50));
+        check();
+      });
+      if (sh.pid !== undefined) process.kill(sh.pid, 'SIGKILL');
+      await closed;
+      assert.match(out, /parent process \(npx\) is gone: stopping/);
+      assert.match(out, /\nstopped\n/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

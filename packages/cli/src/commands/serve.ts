@@ -29,6 +29,8 @@ export interface ServeIo {
   stderr: { write(s: string): unknown };
   signals: Pick<NodeJS.Process, 'once' | 'off'>;
   env: NodeJS.ProcessEnv;
+  /** The parent's PID now (process.ppid); absent in tests, where no parent is watched. */
+  ppid?: () => number;
 }
 
 export function parsePort(value: string | undefined): number {
@@ -106,12 +108,12 @@ export async function serve(flags: ServeFlags, io: ServeIo): Promise<number> {
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
+    const stop = (why: string) => {
       if (stopping) return;
       stopping = true;
       io.signals.off('SIGTERM', stop);
       io.signals.off('SIGINT', stop);
-      io.stderr.write(`${signal}: stopping (running operations are undone)...\n`);
+      io.stderr.write(`${why}: stopping (running operations are undone)...\n`);
       started.close().then(
         () => {
           io.stderr.write('stopped\n');
@@ -125,5 +127,17 @@ export async function serve(flags: ServeFlags, io: ServeIo): Promise<number> {
     };
     io.signals.once('SIGTERM', stop);
     io.signals.once('SIGINT', stop);
+    // `npx vmplane serve` runs us under npm's `sh -c`. SIGTERM to npx reaches that shell, which
+    // dies without passing it on, and we would be left serving as an orphan of init. So when the
+    // process that started us is gone, we stop as if we had been sent SIGTERM ourselves.
+    const parent = io.ppid?.();
+    if (parent !== undefined && parent > 1) {
+      const watch = setInterval(() => {
+        if (io.ppid?.() === parent) return;
+        clearInterval(watch);
+        stop('the parent process (npx) is gone');
+      }, 500);
+      watch.unref();
+    }
   });
 }
