@@ -61,27 +61,29 @@ describe('operations, resume and idempotency', () => {
     assert.equal(JSON.parse(end?.data ?? '{}').status, 'succeeded');
   });
 
-  // todo until core claims the key before its name check: ControlPlane.install refuses the
-  // repeated request as "an instance named ... exists" before the engine sees the key.
-  test('the same Idempotency-Key and body give the same operation (resumable); another body is 409', {
-    todo: 'core: ControlPlane.install checks the name before the Idempotency-Key',
-  }, async () => {
+  test('the same Idempotency-Key and body give the same operation (resumable); another body is 409', async () => {
     const headers = {
       ...h.auth(),
       'content-type': 'application/json',
       'idempotency-key': 'k-resume',
       'last-event-id': '2',
     };
-    const same = await h.app.inject({ method: 'POST', url: '/api/vm/install', headers, payload: body('resume-one') });
+    const first = (await h.plane.listOperations({ limit: 100 })).filter((o) => o.kind === 'install');
+    assert.equal(first.length, 1);
+    const same = await fetch(`${baseURL}/api/vm/install`, { method: 'POST', headers, body: body('resume-one') });
+    const sameBody = await same.text();
+    assert.equal(same.status, 200, sameBody);
+    assert.equal(same.headers.get('x-operation-id'), first[0]?.id, 'the same operation');
     const ops = await h.plane.listOperations({ limit: 100 });
     assert.equal(ops.filter((o) => o.kind === 'install').length, 1, 'no second install');
-    assert.equal(same.statusCode, 200, same.body);
-    const frames = sseFrames(same.body).filter((f) => f.id);
-    assert.equal(frames[0]?.id, '3');
-    const other = await h.app.inject({ method: 'POST', url: '/api/vm/install', headers, payload: body('resume-two') });
-    assert.equal(other.statusCode, 409);
-    assert.equal(other.json().code, 'idempotency_conflict');
-    assert.equal(other.headers['x-should-retry'], 'false');
+    const frames = sseFrames(sameBody).filter((f) => f.id);
+    assert.equal(frames[0]?.id, '3', 'resumed after Last-Event-ID');
+    assert.deepEqual(sseFrames(sameBody).at(-1), { event: 'close', data: '{}' });
+    const other = await fetch(`${baseURL}/api/vm/install`, { method: 'POST', headers, body: body('resume-two') });
+    assert.equal(other.status, 409);
+    assert.equal(((await other.json()) as { code: string }).code, 'idempotency_conflict');
+    assert.equal(other.headers.get('x-should-retry'), 'false');
+    assert.equal((await h.plane.listOperations({ limit: 100 })).filter((o) => o.kind === 'install').length, 1);
   });
 
   test('a failed stage ends the stream with an error event and leaves no instance or allocation', async () => {
