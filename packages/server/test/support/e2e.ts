@@ -1,10 +1,11 @@
+import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageCatalogue } from '@vmplane/core';
+import { ImageCatalogue, INSTALL_STAGES } from '@vmplane/core';
 import type { Simulator, SimulatorOptions } from '@vmplane/proxmox-sim';
 import { startSimulator } from '@vmplane/proxmox-sim';
 import { type StartedServer, startServer } from '../../src/index.js';
@@ -244,4 +245,35 @@ export async function until(check: () => Promise<boolean>, what: string, ms = 10
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`not within ${ms} ms: ${what}`);
+}
+
+/**
+ * go-pve-qemu's stages, every one in its order, each opening with `processing` and ending in
+ * `success`. A stage may end under go-pve-qemu's other name for it: "using OS image" when the
+ * image is there already, "creating SSH key" the first time; that name comes right after.
+ */
+export function assertEveryStage(events: readonly GpqEvent[]): void {
+  const renamed: Record<string, string> = {
+    'OS preparation > using OS image': 'OS preparation > downloading OS image',
+    'SSH preparation > creating SSH key': 'SSH preparation > checking SSH key',
+  };
+  const stages = stagesOf(events);
+  assert.deepEqual(
+    stages.filter((s) => !(s in renamed)),
+    [...INSTALL_STAGES],
+    'every stage, in go-pve-qemu order',
+  );
+  for (const [other, base] of Object.entries(renamed)) {
+    const i = stages.indexOf(other);
+    if (i >= 0) assert.equal(stages[i - 1], base, `${other} comes right after ${base}`);
+  }
+  for (const stage of INSTALL_STAGES) {
+    assert.equal(events.find((e) => e.step === stage)?.status, 'processing', `${stage} opens`);
+    const endedAs = Object.entries(renamed).find(([, base]) => base === stage)?.[0];
+    assert.ok(
+      events.some((e) => (e.step === stage || e.step === endedAs) && e.status === 'success'),
+      `${stage} succeeded (or was skipped)`,
+    );
+  }
+  assert.ok(!events.some((e) => e.status === 'error'), 'no error event');
 }
