@@ -17,7 +17,7 @@ import { removeLeftoverLogs } from '../../lxd/test/support/lxd.js';
  */
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const PACKAGES = ['common', 'lxd', 'proxmox', 'proxmox-sim'] as const;
+const PACKAGES = ['common', 'lxd', 'proxmox', 'proxmox-sim', 'core', 'server', 'cli'] as const;
 type PackageName = (typeof PACKAGES)[number];
 const require = createRequire(import.meta.url);
 const tsc = require.resolve('typescript/bin/tsc');
@@ -101,7 +101,14 @@ async function importedPackages(dir: string): Promise<Set<string>> {
 async function shipsTypes(dir: string): Promise<boolean> {
   const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
   if (manifest.types || manifest.typings || JSON.stringify(manifest.exports ?? {}).includes('"types"')) return true;
-  return (await readdir(dir)).includes('index.d.ts');
+  if ((await readdir(dir)).includes('index.d.ts')) return true;
+  // Types beside the code an export points at (kysely's dist/esm/index.d.ts next to index.js).
+  const target = exportTargets(manifest.exports).find((t) => t.path.endsWith('.js'))?.path;
+  if (!target) return false;
+  return readFile(join(dir, target.replace(/\.js$/, '.d.ts'))).then(
+    () => true,
+    () => false,
+  );
 }
 
 describe('the packages as published: packed from a clean clone, installed into an empty project', () => {
@@ -148,7 +155,13 @@ describe('the packages as published: packed from a clean clone, installed into a
     }
     await writeFile(
       join(project, 'package.json'),
-      `${JSON.stringify({ name: 'vmplane-consumer', private: true, type: 'module' }, null, 2)}\n`,
+      `${JSON.stringify(
+        // npm 11 runs no install script unless allowed: a user of @vmplane/core allows
+        // better-sqlite3's (its native build), as the core README says.
+        { name: 'vmplane-consumer', private: true, type: 'module', allowScripts: { 'better-sqlite3': true } },
+        null,
+        2,
+      )}\n`,
     );
     // All four tarballs at once, so @vmplane/common comes from its tarball and not from a registry;
     // @types/node as a TypeScript user would have it, for the type check of the examples.
