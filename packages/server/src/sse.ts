@@ -30,8 +30,13 @@ export class SseStream {
     raw.flushHeaders();
     // A client that goes away only stops this stream: the operation it watched carries on, and a
     // reconnect with Last-Event-ID picks up where it left.
-    request.raw.socket.once('close', () => this.#finish());
-    raw.once('close', () => this.#finish());
+    // Removed again when the stream ends: a kept-alive socket serves many requests, and a listener
+    // per request would pile up on it.
+    const socket = request.raw.socket;
+    const onClose = () => this.#finish();
+    socket.once('close', onClose);
+    this.#unlisten = () => socket.off('close', onClose);
+    raw.once('close', onClose);
     if (opts.heartbeatMs && opts.heartbeatMs > 0) {
       this.#timer = setInterval(() => this.comment('heartbeat'), opts.heartbeatMs);
       this.#timer.unref();
@@ -78,10 +83,13 @@ export class SseStream {
     this.#reply.raw.write(frame);
   }
 
+  #unlisten: () => void = () => {};
+
   #finish(): void {
     if (this.#ended) return;
     this.#ended = true;
     if (this.#timer) clearInterval(this.#timer);
+    this.#unlisten();
     this.#abort.abort();
   }
 }

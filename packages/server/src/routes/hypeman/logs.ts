@@ -204,8 +204,13 @@ export function hypemanLogRoutes(app: FastifyInstance, deps: RouteDeps): void {
       const instance = await plane.getInstance(request.params.id);
       // A client that leaves stops the wait, not the instance.
       const abort = new AbortController();
-      request.raw.socket.once('close', () => abort.abort());
-      const result = await plane.waitForState(instance.id, state, { timeoutMs, signal: abort.signal });
+      const socket = request.raw.socket;
+      const onClose = () => abort.abort();
+      socket.once('close', onClose);
+      // Kept-alive sockets carry many waits: each takes its listener away again.
+      const result = await plane
+        .waitForState(instance.id, state, { timeoutMs, signal: abort.signal })
+        .finally(() => socket.off('close', onClose));
       const out: Record<string, unknown> = { state: result.state, timed_out: result.timed_out };
       if (result.state_error !== undefined) out.state_error = result.state_error;
       return out;
