@@ -93,6 +93,69 @@ describe('LXD install end to end (startServer over HTTP, the real daemon)', { sk
     assert.deepEqual(out.exit, { exitCode: 0 });
   });
 
+  test("hypeman's snapshots and fork: a stopped snapshot restored undoes a change; a fork is its own instance", async () => {
+    assert.ok(r);
+    const live = r;
+    const name = `${PREFIX}-lxd3`;
+    const forkName = `${PREFIX}-lxd3-fork`;
+    made.push(name, forkName);
+    const res = await install(r, { os: OS, version: VERSION, name, provider: 'lxd' });
+    assert.equal(res.events.at(-1)?.status, 'success', res.text);
+    const inst = (await r.server.plane.listInstances()).find((i) => i.name === name);
+    assert.ok(inst);
+    const post = (path: string, body: unknown) =>
+      fetch(`${live.server.url}${path}`, {
+        method: 'POST',
+        headers: { ...live.auth(), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    await exec(live.server.url, live.token, inst.id, ['sh', '-c', 'echo before > /root/mark']);
+
+    // A Stopped snapshot of a running source is hypeman's 409 `conflict`, and changes nothing.
+    const refused = await post(`/instances/${inst.id}/snapshots`, { kind: 'Stopped', name: 's1' });
+    assert.equal(refused.status, 409);
+    assert.equal(((await refused.json()) as { code: string }).code, 'conflict');
+
+    assert.equal((await post(`/instances/${inst.id}/stop`, {})).status, 200);
+    const snap = await post(`/instances/${inst.id}/snapshots`, { kind: 'Stopped', name: 's1' });
+    assert.equal(snap.status, 201, await snap.clone().text());
+    const body = (await snap.json()) as { id: string; kind: string; source_instance_id: string };
+    assert.deepEqual([body.id, body.kind, body.source_instance_id], ['s1', 'Stopped', inst.id]);
+    assert.match((await lxc('info', name)).stdout, /\bs1\b/, 'LXD holds the snapshot');
+
+    // Change the guest, restore, and the change is gone.
+    assert.equal((await post(`/instances/${inst.id}/start`, {})).status, 200);
+    await until(async () => (await live.server.plane.getInstance(inst.id)).state === 'Running', 'Running again');
+    await exec(live.server.url, live.token, inst.id, ['sh', '-c', 'echo after > /root/mark']);
+    assert.equal((await post(`/instances/${inst.id}/stop`, {})).status, 200);
+    const restored = await post(`/instances/${inst.id}/snapshots/s1/restore`, {});
+    assert.equal(restored.status, 200, await restored.clone().text());
+    assert.equal((await post(`/instances/${inst.id}/start`, {})).status, 200);
+    await until(
+      async () => (await live.server.plane.getInstance(inst.id)).state === 'Running',
+      'Running after restore',
+    );
+    const mark = await exec(live.server.url, live.token, inst.id, ['cat', '/root/mark']);
+    assert.equal(mark.output, 'before\n');
+
+    // Fork from Running needs from_running; with it, the copy is a new instance on the backend.
+    const noFlag = await post(`/instances/${inst.id}/fork`, { name: forkName });
+    assert.equal(noFlag.status, 409);
+    const fork = await post(`/instances/${inst.id}/fork`, {
+      name: forkName,
+      from_running: true,
+      target_state: 'Running',
+    });
+    assert.equal(fork.status, 201, await fork.clone().text());
+    const copy = (await fork.json()) as { id: string; name: string; state: string };
+    assert.notEqual(copy.id, inst.id);
+    assert.equal(copy.name, forkName);
+    assert.equal(copy.state, 'Running');
+    const there = await exec(live.server.url, live.token, copy.id, ['cat', '/root/mark']);
+    assert.equal(there.output, 'before\n');
+    await lxc('info', forkName);
+  });
+
   test('a guest stopped, then deleted, with the lxc client shows so through GET /instances/{id}', async () => {
     assert.ok(r);
     const live = r;

@@ -1,5 +1,5 @@
-import type { LifecycleAction } from '@vmplane/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { InstanceState, LifecycleAction } from '@vmplane/core';
+import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../../errors.js';
 import { requireSuccess } from '../../ops.js';
 import type { RouteDeps } from '../../server.js';
@@ -76,29 +76,61 @@ export function hypemanLifecycleRoutes(app: FastifyInstance, deps: RouteDeps): v
   action('standby', 'standby', standbyBody);
   action('restore', 'restore', undefined);
 
-  // The plane has no fork or snapshot operations yet: the routes exist, with their schemas, and
-  // answer hypeman's 501 `not_supported` once the instance is found.
-  const unsupported = (what: string) => async (request: FastifyRequest) => {
-    const instance = await plane.getInstance((request.params as { id: string }).id);
-    throw new HttpError(
-      501,
-      'not_supported',
-      `provider ${instance.provider} does not support ${what} through this server`,
-    );
-  };
-  app.post(
+  // hypeman's fork: 201 with the new instance.
+  app.post<{ Params: { id: string }; Body: { name: string; from_running?: boolean; target_state?: InstanceState } }>(
     '/instances/:id/fork',
     { config: WRITE, schema: { tags: TAGS, params: idParams, body: forkBody } },
-    unsupported('fork'),
+    async (request, reply) => {
+      const req: Parameters<typeof plane.fork>[1] = { name: request.body.name };
+      if (request.body.from_running !== undefined) req.fromRunning = request.body.from_running;
+      if (request.body.target_state !== undefined) req.targetState = request.body.target_state;
+      const { instance } = await plane.fork(request.params.id, req);
+      return reply.code(201).send(wireInstance(instance));
+    },
   );
-  app.post(
+
+  // hypeman's snapshots. A `Standby` snapshot keeps memory (LXD stateful, Proxmox vmstate) and needs
+  // a Running or Standby source; a `Stopped` one needs a Stopped source. The snapshot's id is its
+  // name, unique per instance, as the backends keep them.
+  app.post<{ Params: { id: string }; Body: { kind: 'Standby' | 'Stopped'; name?: string } }>(
     '/instances/:id/snapshots',
     { config: WRITE, schema: { tags: TAGS, params: idParams, body: snapshotBody } },
-    unsupported('snapshots'),
+    async (request, reply) => {
+      const instance = await plane.getInstance(request.params.id);
+      const { kind } = request.body;
+      const allowed = kind === 'Standby' ? ['Running', 'Standby'] : ['Stopped'];
+      if (!allowed.includes(instance.state))
+        throw new HttpError(
+          409,
+          'conflict',
+          kind === 'Standby'
+            ? `invalid state transition: standby snapshot requires source in Running or Standby, got ${instance.state}`
+            : `invalid state transition: stopped snapshot requires source in Stopped, got ${instance.state}`,
+        );
+      const name = request.body.name ?? `snap-${Date.now().toString(36)}`;
+      const started = await plane.snapshot(instance.id, 'create', name, { stateful: kind === 'Standby' });
+      const op = await requireSuccess(plane, started.operation.id, 'snapshot');
+      return reply.code(201).send({
+        id: name,
+        name,
+        kind,
+        tags: {},
+        source_instance_id: instance.id,
+        source_instance_name: instance.name,
+        source_hypervisor: instance.hypervisor ?? (instance.ref.type === 'proxmox' ? 'qemu' : 'lxc'),
+        created_at: op.endedAt ?? op.createdAt,
+        size_bytes: 0,
+      });
+    },
   );
-  app.post(
+  app.post<{ Params: { id: string; snapshotId: string } }>(
     '/instances/:id/snapshots/:snapshotId/restore',
     { config: WRITE, schema: { tags: TAGS, params: snapshotParams, body: { type: 'object' } } },
-    unsupported('snapshot-restore'),
+    async (request) => {
+      const instance = await plane.getInstance(request.params.id);
+      const started = await plane.snapshot(instance.id, 'restore', request.params.snapshotId);
+      await requireSuccess(plane, started.operation.id, 'restore snapshot');
+      return wireInstance(await plane.getInstance(instance.id));
+    },
   );
 }
