@@ -80,9 +80,13 @@ export class Collection<T extends object, TCreate, TPut> extends Resource {
     await this.call('PATCH', this.item(name), opts, this.parts({ body, etag: opts?.etag }));
   }
 
+  /**
+   * Renames, and returns once it is done: LXD 5.0 answers a project's rename with an operation
+   * (202) and others' at once, so an operation, when there is one, is waited for.
+   */
   async rename(name: string, newName: string, opts: LxdCallOptions = {}): Promise<void> {
     checkName(this.kind, newName, 'newName');
-    await this.call('POST', this.item(name), opts, this.parts({ body: { name: newName } }));
+    await this.maybeOperationDone('POST', this.item(name), opts, this.parts({ body: { name: newName } }));
   }
 
   async delete(name: string, opts: LxdCallOptions = {}): Promise<void> {

@@ -7,7 +7,8 @@ import { primaryIpv4 } from './states.js';
 
 /** Each probe gets at most this long: a hung exec must not eat the whole deadline in one go. */
 const ATTEMPT_TIMEOUT = 10_000;
-const BACKOFF = { initial: 250, max: 5_000, factor: 2, jitter: 0.3 } as const;
+// A container takes commands within tens of milliseconds of its start: the first retries come quickly.
+const BACKOFF = { initial: 50, max: 5_000, factor: 2, jitter: 0.3 } as const;
 
 export interface ReadyOptions extends CallOptions {
   readiness?: InstallSpec['readiness'];
