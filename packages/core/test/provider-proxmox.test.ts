@@ -23,28 +23,7 @@ import {
 import { loadSshKey } from '../src/ssh/keys.js';
 import { runSsh } from '../src/ssh/run.js';
 import { GATEWAY, mirrorFiles, type SimWorld, startImageServer, startSim } from './support/sim.js';
-
-/** go-pve-qemu's stages, in its order. */
-export const STAGES: InstallStageName[] = [
-  'preparation > checking VMID',
-  'preparation > assigning IP',
-  'preparation > validating CPU and RAM',
-  'preparation > validating disk size',
-  'preparation > setting default config values',
-  'preparation > checking storage pool',
-  'OS preparation > getting OS image',
-  'OS preparation > validating OS image URL',
-  'OS preparation > downloading OS image',
-  'SSH preparation > checking SSH key',
-  'VM creation > creating VM',
-  'VM creation > importing disk image',
-  'VM initialization > initializing configuration',
-  'VM initialization > migrating VM',
-  'VM initialization > waiting for ready',
-  'VM initialization > SSH initialization',
-  'VM initialization > rebooting VM',
-  'VM initialization > finalizing',
-];
+import { STAGES } from './support/stages.js';
 
 /** A stand-in for core's engine: runs stages in order, keeps their log lines and undo intents. */
 export class Run {

@@ -19,27 +19,9 @@ export async function connect(): Promise<LxdClient> {
   return LxdClient.connect();
 }
 
-/** Every stage of an install, in order (provider.ts's InstallStageName). */
-export const STAGES: readonly InstallStageName[] = [
-  'preparation > checking VMID',
-  'preparation > assigning IP',
-  'preparation > validating CPU and RAM',
-  'preparation > validating disk size',
-  'preparation > setting default config values',
-  'preparation > checking storage pool',
-  'OS preparation > getting OS image',
-  'OS preparation > validating OS image URL',
-  'OS preparation > downloading OS image',
-  'SSH preparation > checking SSH key',
-  'VM creation > creating VM',
-  'VM creation > importing disk image',
-  'VM initialization > initializing configuration',
-  'VM initialization > migrating VM',
-  'VM initialization > waiting for ready',
-  'VM initialization > SSH initialization',
-  'VM initialization > rebooting VM',
-  'VM initialization > finalizing',
-];
+import { STAGES } from './stages.js';
+
+export { STAGES };
 
 export interface RecordedUndo {
   kind: string;
