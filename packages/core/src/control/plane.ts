@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { CallOptions, Logger } from '@vmplane/common';
 import { silentLogger } from '@vmplane/common';
 import { type BusListener, type BusMessage, EventBus } from '../engine/bus.js';
-import { Engine, IdempotencyKeyReused, type StageDef, type Started, type StartRequest } from '../engine/runner.js';
+import { Engine, type StageDef, type Started, type StartRequest } from '../engine/runner.js';
 import type { OperationEvent } from '../engine/stage.js';
 import {
   AmbiguousError,
@@ -129,28 +128,6 @@ export class ControlPlane implements ControlPlaneApi {
     const provider = this.registry.resolve(req.provider);
     ProviderRegistry.require(provider, 'install');
     ProviderRegistry.require(provider, req.spec.kind === 'vm' ? 'vms' : 'containers');
-    // The key first: a replay of an install whose instance now exists must get its operation back,
-    // not "the name is taken".
-    const operationId = randomUUID();
-    if (req.idempotency) {
-      const claim = await this.store.idempotency.claim({ ...req.idempotency, operationId });
-      if (claim.kind === 'conflict')
-        throw new IdempotencyKeyReused(
-          `Idempotency-Key ${JSON.stringify(req.idempotency.key)} was used with another body`,
-        );
-      if (claim.kind === 'existing') {
-        const operation = await this.store.operations.get(claim.operationId);
-        if (operation) return { operation, existing: true };
-      }
-    }
-    const forget = async () => {
-      if (req.idempotency) await this.store.idempotency.forget(req.idempotency.key, req.idempotency.scope);
-    };
-    const taken = (await this.store.instances.list()).some((i) => i.name === req.spec.name);
-    if (taken) {
-      await forget();
-      throw new InvalidRequestError({ message: `an instance named ${req.spec.name} exists`, field: 'name' });
-    }
     const instanceId = newInstanceId();
     const state: Parameters<typeof installStages>[1] = {};
     const job: Parameters<typeof installStages>[0] = {
@@ -164,7 +141,6 @@ export class ControlPlane implements ControlPlaneApi {
     if (req.record) job.record = req.record;
     const { password: _secret, ...safeSpec } = req.spec;
     const start: StartRequest = {
-      id: operationId,
       kind: 'install',
       request: { ...safeSpec, ...(req.requestedId === undefined ? {} : { id: req.requestedId }), instanceId },
       instanceId,
@@ -193,12 +169,13 @@ export class ControlPlane implements ControlPlaneApi {
         { step: 'VM initialization > finalizing', message: `[*] IP: ${state.ipv4 ?? ''}` },
         { step: 'VM initialization > finalizing', message: `[*] User: ${req.spec.user ?? ''}` },
       ];
-    try {
-      return await this.#startBusy(instanceId, start);
-    } catch (error) {
-      await forget();
-      throw error;
-    }
+    if (req.idempotency) start.idempotency = req.idempotency;
+    // After the key: a replay whose instance exists by now gets its operation back.
+    start.precheck = async () => {
+      if ((await this.store.instances.list()).some((i) => i.name === req.spec.name))
+        throw new InvalidRequestError({ message: `an instance named ${req.spec.name} exists`, field: 'name' });
+    };
+    return this.#startBusy(instanceId, start);
   }
 
   async createInstance(req: InstallRequest): Promise<{ instance: Instance; operation: OperationRecord }> {

@@ -33,8 +33,6 @@ export interface EngineOptions {
 }
 
 export interface StartRequest {
-  /** The operation's id, when the caller has claimed an idempotency key for it already. */
-  id?: string;
   kind: string;
   /** Journal-safe: the caller has taken the secrets out. */
   request: Record<string, unknown>;
@@ -52,6 +50,12 @@ export interface StartRequest {
   /** Runs after undo, whatever failed. */
   onFailure?: (operation: OperationRecord, error: unknown) => Promise<void>;
   idempotency?: { key: string; scope: string; bodyHash: string };
+  /**
+   * Refusals that come after the key: a replay of a request whose effect now exists (an install's
+   * name is taken by its own instance) must get its operation back, not the refusal. Throwing here
+   * records nothing and frees the key.
+   */
+  precheck?: () => Promise<void>;
   /** The operation's first event, before any stage (go-pve-qemu: an empty step, `[*] start VM installation`). */
   opening?: { step: string; message: string };
   /** Events after the last stage succeeded (go-pve-qemu's summary: total time, VMID, IP, user). */
@@ -93,7 +97,7 @@ export class Engine {
 
   /** Records the operation and runs it in the background. Resolves once it is recorded. */
   async start(req: StartRequest): Promise<Started> {
-    const id = req.id ?? randomUUID();
+    const id = randomUUID();
     if (req.idempotency) {
       const claim = await this.#store.idempotency.claim({ ...req.idempotency, operationId: id });
       if (claim.kind === 'conflict')
@@ -110,6 +114,7 @@ export class Engine {
     if (req.provider !== undefined) create.provider = req.provider;
     let operation: OperationRecord;
     try {
+      await req.precheck?.();
       operation = await this.#store.operations.create(create);
     } catch (error) {
       if (req.idempotency) await this.#store.idempotency.forget(req.idempotency.key, req.idempotency.scope);
