@@ -1,36 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   AlreadyExistsError,
   InvalidRequestError,
   NotFoundInStoreError,
-  type OpenStoreOptions,
   openStore,
   type SqlStore,
 } from '../src/index.js';
+import { tempStores } from './support/store.js';
 
-let root = '';
-let n = 0;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'vmpt-store-ops-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  n += 1;
-  return join(root, `d${n}`);
-}
-
-async function open(t: TestContext, opts: OpenStoreOptions): Promise<SqlStore> {
-  const store = await openStore(opts);
-  t.after(() => store.close());
-  return store;
-}
+const { dataDir, open } = tempStores('vmpt-store-ops-');
 
 /** A clock that moves a second per reading: order by time is then deterministic. */
 function ticking(): () => Date {

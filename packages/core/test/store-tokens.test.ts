@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import {
-  AlreadyExistsError,
-  InvalidRequestError,
-  type OpenStoreOptions,
-  openStore,
-  type SqlStore,
-  STORE_FILE,
-} from '../src/index.js';
+import { AlreadyExistsError, InvalidRequestError, openStore, STORE_FILE } from '../src/index.js';
+import { tempStores } from './support/store.js';
 
-let root = '';
-let n = 0;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'vmpt-store-tokens-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  n += 1;
-  return join(root, `d${n}`);
-}
-
-async function open(t: TestContext, opts: OpenStoreOptions): Promise<SqlStore> {
-  const store = await openStore(opts);
-  t.after(() => store.close());
-  return store;
-}
+const { dataDir, open } = tempStores('vmpt-store-tokens-');
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 

@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { sql } from 'kysely';
 import {
   AlreadyExistsError,
   type Instance,
   InvalidRequestError,
   MIGRATIONS,
-  type OpenStoreOptions,
   openStore,
   refKey,
   type SqlStore,
@@ -18,27 +15,9 @@ import {
   StoreClosedError,
   StoreMigrationError,
 } from '../src/index.js';
+import { tempStores } from './support/store.js';
 
-let root = '';
-let n = 0;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'vmpt-store-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-/** A fresh data directory per test, under the one temp dir `after` removes. */
-function dataDir(): string {
-  n += 1;
-  return join(root, `d${n}`);
-}
-
-async function open(t: TestContext, opts: OpenStoreOptions): Promise<SqlStore> {
-  const store = await openStore(opts);
-  t.after(() => store.close());
-  return store;
-}
+const { dataDir, open } = tempStores('vmpt-store-');
 
 function instance(over: Partial<Instance> = {}): Instance {
   return {
