@@ -5,6 +5,7 @@
  *   npm run bench:lxd [-- --reps 3 --cycles 10 --execs 100 --list 30 --lists 10 --mib 64 --transfers 3
  *                        --sizes 4k,64k,1m,16m,64m,256m --files-only]
  */
+
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { LxdClient } from '@vmplane/lxd';
+import { arg } from '../../../tools/bench.js';
 import { removeLeftoverLogs } from '../test/support/lxd.js';
 import { type Cli, startCli } from './cli.js';
 import { type Pylxd, startPylxd } from './pylxd.js';
@@ -28,12 +30,6 @@ import {
   transfer,
   transfersFor,
 } from './transfers.js';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
-  return Number.isInteger(v) && v > 0 ? v : fallback;
-}
 
 const REPS = arg('reps', 3);
 const CYCLES = arg('cycles', 10);

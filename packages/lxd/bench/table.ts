@@ -1,3 +1,7 @@
+import { fmtMs, fmtRatio, ratio, renderColumns } from '../../../tools/bench.js';
+
+export { fmtMs, median, ratio } from '../../../tools/bench.js';
+
 export interface Row {
   label: string;
   ours: number;
@@ -23,35 +27,9 @@ export interface TransferRow {
   requests: string;
 }
 
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-/** ours / theirs: below 1 means we are faster. */
-export function ratio(ours: number, theirs: number): number {
-  return theirs > 0 ? ours / theirs : Number.POSITIVE_INFINITY;
-}
-
-export function fmtMs(ms: number): string {
-  if (!Number.isFinite(ms)) return '-';
-  return ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
-}
-
-const fmtRatio = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
-
-function render(head: readonly string[], body: readonly (readonly string[])[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
-}
-
 export function renderTable(rows: readonly Row[]): string {
   const head = ['operation', 'ours', 'lxc', 'lxc wire', 'pylxd', 'ours/lxc', 'ours/lxc wire', 'ours/pylxd'];
-  return render(
+  return renderColumns(
     head,
     rows.map((r) => [
       r.label,
@@ -82,7 +60,7 @@ export function renderTransferTable(rows: readonly TransferRow[]): string {
     'ours/pylxd',
     'req/op',
   ];
-  return render(
+  return renderColumns(
     head,
     rows.map((r) => [
       r.label,

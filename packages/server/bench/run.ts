@@ -4,6 +4,7 @@
  *
  *   npm run bench:server [-- --lxd 10 --installs 50 --subscribers 100 --instances 200 --seconds 5]
  */
+
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -31,18 +32,13 @@ import {
 import { LxdClient } from '@vmplane/lxd';
 import autocannon from 'autocannon';
 import type { FastifyInstance } from 'fastify';
+import { arg } from '../../../tools/bench.js';
 import { removeLeftoverLogs } from '../../lxd/test/support/lxd.js';
 import { buildServer } from '../src/index.js';
 import type { ServerConfig } from '../src/types.js';
 import { FakeProvider } from '../test/support/fake-provider.js';
 import { call, type SseFrame, sse, wallNow } from './http.js';
 import { median, percentile, type Row, renderTable } from './table.js';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
-  return Number.isInteger(v) && v > 0 ? v : fallback;
-}
 
 /** Instances brought to Running per path (API, direct), one pair per repetition. */
 const LXD_COUNT = arg('lxd', 10);
